@@ -5,6 +5,8 @@ the tests compare the two. Reductions such as softmax work over the last axis; t
 the axis they are asked for to the end before calling a kernel.
 """
 
+import math
+
 import numpy as np
 
 
@@ -35,8 +37,7 @@ def log_softmax(x):
     """Log-softmax over the last axis; a row that is entirely -inf stays -inf."""
     shifted = x - _safe_max(x)
     s = np.sum(np.exp(shifted), axis=-1, keepdims=True)
-    with np.errstate(divide="ignore"):
-        return shifted - np.log(s)
+    return shifted - np.log(np.where(s == 0, 1, s))  # -inf rows: -inf - log(1) stays -inf
 
 
 def log_softmax_backward(y, grad):
@@ -45,3 +46,197 @@ def log_softmax_backward(y, grad):
     dx = grad - p * np.sum(grad, axis=-1, keepdims=True)
     dead = np.all(np.isneginf(y), axis=-1, keepdims=True)
     return np.where(dead, 0, dx).astype(y.dtype, copy=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# attention
+
+
+def _additive_mask(mask, dtype):
+    """A bool mask (True = may attend) or an additive float mask, as an additive float array."""
+    mask = np.asarray(mask)
+    if mask.dtype == np.bool_:
+        return np.where(mask, 0, -np.inf).astype(dtype)
+    return mask.astype(dtype, copy=False)
+
+
+def sdpa_forward(q, k, v, mask, is_causal, scale):
+    """Scaled dot-product attention: softmax(q @ k^T * scale + mask) @ v.
+
+    q (..., T, d), k and v (..., S, d) with the same leading dims (callers broadcast first).
+    `mask` is None or broadcastable to (..., T, S): bool (True = may attend) or additive
+    float. `is_causal` lets query i attend keys j <= i (top-left aligned, as PyTorch's).
+    `scale` None means 1/sqrt(d). Returns (out (..., T, d), probs (..., T, S)); masked
+    entries of probs are exactly 0 and a fully masked row gives zeros, never NaN.
+    """
+    if scale is None:
+        scale = 1.0 / np.sqrt(q.shape[-1])
+    T, S = q.shape[-2], k.shape[-2]
+    scores = np.matmul(q, np.swapaxes(k, -1, -2)) * q.dtype.type(scale)  # (..., T, S)
+    if mask is not None:
+        scores = scores + _additive_mask(mask, q.dtype)
+    if is_causal:
+        scores = np.where(np.tril(np.ones((T, S), dtype=bool)), scores, -np.inf)
+    probs = softmax(scores).astype(q.dtype, copy=False)  # (..., T, S)
+    return np.matmul(probs, v), probs
+
+
+def sdpa_backward(q, k, v, probs, grad_out, scale):
+    """Gradients (dq, dk, dv) of sdpa_forward, from its probs and dL/dout (..., T, d).
+
+    The mask is a constant, so it needs no gradient: it is already folded into probs.
+    """
+    if scale is None:
+        scale = 1.0 / np.sqrt(q.shape[-1])
+    scale = q.dtype.type(scale)
+    dv = np.matmul(np.swapaxes(probs, -1, -2), grad_out)  # (..., S, d)
+    dprobs = np.matmul(grad_out, np.swapaxes(v, -1, -2))  # (..., T, S)
+    dscores = softmax_backward(probs, dprobs) * scale  # (..., T, S)
+    dq = np.matmul(dscores, k)  # (..., T, d)
+    dk = np.matmul(np.swapaxes(dscores, -1, -2), q)  # (..., S, d)
+    return dq, dk, dv
+
+
+# ---------------------------------------------------------------------------------------------
+# layer norm
+
+
+def layer_norm_forward(x, weight, bias, eps):
+    """LayerNorm over the last axis: (x - mean) * rstd * weight + bias.
+
+    weight and bias (C,) may each be None. Returns (y like x, mean (..., 1), rstd (..., 1)),
+    where rstd = 1 / sqrt(var + eps) with the biased variance, as PyTorch's.
+    """
+    mean = np.mean(x, axis=-1, keepdims=True)
+    var = np.mean(np.square(x - mean), axis=-1, keepdims=True)
+    rstd = 1 / np.sqrt(var + x.dtype.type(eps))
+    y = (x - mean) * rstd
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y, mean, rstd
+
+
+def layer_norm_backward(grad, x, weight, mean, rstd):
+    """Gradients (dx, dweight, dbias) of layer_norm_forward, from dL/dy.
+
+    dweight is None when weight is None. dbias is always returned (it is sum(grad) over the
+    rows); a caller whose layer has no bias ignores it.
+    """
+    C = x.shape[-1]
+    xhat = (x - mean) * rstd  # (..., C)
+    g = grad * weight if weight is not None else grad
+    mean_g = np.sum(g, axis=-1, keepdims=True) / C
+    mean_gx = np.sum(g * xhat, axis=-1, keepdims=True) / C
+    dx = (g - mean_g - xhat * mean_gx) * rstd
+    rows = tuple(range(x.ndim - 1))
+    dweight = np.sum(grad * xhat, axis=rows) if weight is not None else None
+    dbias = np.sum(grad, axis=rows)
+    return dx, dweight, dbias
+
+
+# ---------------------------------------------------------------------------------------------
+# cross entropy
+
+
+def cross_entropy_forward(logits, targets, ignore_index):
+    """Per-row cross entropy of logits (N, C) against int targets (N,).
+
+    Returns (losses (N,), lse (N,)): loss = logsumexp(row) - row[target], 0 on rows whose
+    target is ignore_index, and the row logsumexp that the backward reuses. The caller checks
+    that the other targets are in range.
+    """
+    m = np.max(logits, axis=-1, keepdims=True)
+    lse = (m + np.log(np.sum(np.exp(logits - m), axis=-1, keepdims=True)))[:, 0]  # (N,)
+    keep = targets != ignore_index
+    safe = np.where(keep, targets, 0)
+    picked = np.take_along_axis(logits, safe[:, None], axis=-1)[:, 0]
+    return np.where(keep, lse - picked, 0).astype(logits.dtype, copy=False), lse
+
+
+def cross_entropy_backward(logits, targets, lse, grad_losses, ignore_index):
+    """dL/dlogits = (softmax(logits) - onehot(target)) * grad_losses per row; 0 if ignored."""
+    keep = targets != ignore_index
+    d = np.exp(logits - lse[:, None])  # (N, C) softmax
+    rows = np.nonzero(keep)[0]
+    d[rows, targets[rows]] -= 1
+    scale = np.where(keep, np.broadcast_to(grad_losses, keep.shape), 0).astype(logits.dtype)
+    return d * scale[:, None]
+
+
+# ---------------------------------------------------------------------------------------------
+# GELU
+
+try:  # SciPy's erf is vectorised; math.erf one element at a time is the fallback
+    from scipy.special import erf as _erf
+except ImportError:  # pragma: no cover
+
+    def _erf(x):
+        return np.vectorize(math.erf, otypes=[x.dtype])(x)
+
+
+_SQRT_2_OVER_PI = np.sqrt(2 / np.pi)
+
+
+def _check_approximate(approximate):
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', not {approximate!r}")
+
+
+def gelu(x, approximate):
+    """GELU: x * Phi(x) with the erf form ("none") or PyTorch's tanh approximation ("tanh")."""
+    _check_approximate(approximate)
+    c = x.dtype.type
+    if approximate == "tanh":
+        inner = c(_SQRT_2_OVER_PI) * (x + c(0.044715) * x**3)
+        return c(0.5) * x * (1 + np.tanh(inner))
+    return c(0.5) * x * (1 + _erf(x * c(1 / np.sqrt(2))))
+
+
+def gelu_backward(x, grad, approximate):
+    """dL/dx of gelu from dL/dy."""
+    _check_approximate(approximate)
+    c = x.dtype.type
+    if approximate == "tanh":
+        inner = c(_SQRT_2_OVER_PI) * (x + c(0.044715) * x**3)
+        t = np.tanh(inner)
+        dinner = c(_SQRT_2_OVER_PI) * (1 + c(3 * 0.044715) * x * x)
+        return grad * (c(0.5) * (1 + t) + c(0.5) * x * (1 - t * t) * dinner)
+    cdf = c(0.5) * (1 + _erf(x * c(1 / np.sqrt(2))))
+    pdf = np.exp(c(-0.5) * x * x) * c(1 / np.sqrt(2 * np.pi))
+    return grad * (cdf + x * pdf)
+
+
+# ---------------------------------------------------------------------------------------------
+# embedding
+
+
+def embedding_backward(idx, grad, num_embeddings):
+    """dL/dweight (num_embeddings, D): the rows of grad (..., D) summed by int idx (...)."""
+    D = grad.shape[-1]
+    dweight = np.zeros((num_embeddings, D), dtype=grad.dtype)
+    np.add.at(dweight, np.reshape(idx, -1), np.reshape(grad, (-1, D)))  # repeats accumulate
+    return dweight
+
+
+# ---------------------------------------------------------------------------------------------
+# optimizer
+
+
+def adamw_step(params, grads, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps, weight_decay, step):
+    """One in-place AdamW update of lists of arrays, exactly PyTorch's formula. Returns None.
+
+    param *= 1 - lr * weight_decay; m = lerp(m, g, 1 - beta1); v = beta2 v + (1 - beta2) g^2;
+    param -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps).
+    `step` counts from 1 (the number of updates including this one).
+    """
+    bias_correction1 = 1 - beta1**step
+    bias_correction2_sqrt = math.sqrt(1 - beta2**step)  # a Python float keeps float32 arrays
+    step_size = lr / bias_correction1
+    for p, g, m, v in zip(params, grads, exp_avgs, exp_avg_sqs, strict=True):
+        p *= 1 - lr * weight_decay
+        m += (1 - beta1) * (g - m)
+        v *= beta2
+        v += (1 - beta2) * g * g
+        p -= step_size * (m / (np.sqrt(v) / bias_correction2_sqrt + eps))

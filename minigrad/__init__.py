@@ -1,0 +1,30 @@
+"""minigrad: a small, readable, fast autograd framework on NumPy + Numba."""
+
+from minigrad import functional, kernels
+from minigrad.autograd import (
+    AnomalyError,
+    Function,
+    detect_anomaly,
+    enable_grad,
+    is_grad_enabled,
+    no_grad,
+)
+from minigrad.creation import (
+    arange,
+    eye,
+    full,
+    ones,
+    ones_like,
+    rand,
+    randint,
+    randn,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from minigrad.gradcheck import GradcheckError, gradcheck
+from minigrad.ops import *  # noqa: F403
+from minigrad.random import manual_seed
+from minigrad.tensor import Tensor
+
+__version__ = "0.1.0"

@@ -1,0 +1,324 @@
+"""Function, the graph node, and the backward engine.
+
+A differentiable op is a `Function` subclass with two static methods side by side:
+`forward(ctx, *arrays)` computes the output from ndarrays, and `backward(ctx, grad)` returns
+one gradient per forward input. `Function.apply` runs forward on the inputs' arrays and, when
+any input needs a gradient, records a `Node` (which is also the `ctx` that forward saw) as
+the output's `grad_fn`.
+
+`backward(tensor)` walks the recorded nodes in reverse topological order, without
+recursion, so a 10,000-op chain works. Gradients come back from an op in the broadcast shape
+of its output; the engine sums them back to each input's shape in one place (`unbroadcast`).
+"""
+
+import contextlib
+import threading
+import traceback
+import weakref
+
+import numpy as np
+
+_state = threading.local()
+
+
+def _get(name, default):
+    return getattr(_state, name, default)
+
+
+def is_grad_enabled():
+    """True unless inside `no_grad()`."""
+    return _get("grad_enabled", True)
+
+
+class no_grad(contextlib.ContextDecorator):
+    """Context manager and decorator: ops inside record no graph (as torch.no_grad)."""
+
+    def __enter__(self):
+        self._prev = is_grad_enabled()
+        _state.grad_enabled = False
+        return self
+
+    def __exit__(self, *exc):
+        _state.grad_enabled = self._prev
+        return False
+
+
+class enable_grad(contextlib.ContextDecorator):
+    """Context manager and decorator: record the graph again inside a `no_grad` block."""
+
+    def __enter__(self):
+        self._prev = is_grad_enabled()
+        _state.grad_enabled = True
+        return self
+
+    def __exit__(self, *exc):
+        _state.grad_enabled = self._prev
+        return False
+
+
+class AnomalyError(FloatingPointError):
+    """Raised in `detect_anomaly()` by the first op whose forward or backward is not finite."""
+
+
+def is_anomaly_enabled():
+    """True inside `detect_anomaly()`."""
+    return _get("anomaly", False)
+
+
+class detect_anomaly(contextlib.ContextDecorator):
+    """Raise at the first op whose forward output or backward gradient holds NaN or Inf.
+
+    The error names the op and shows where in user code the op was created, so a NaN is
+    traced to its source instead of surfacing as a NaN loss many steps later. Slower than
+    normal mode (it checks every array and records a stack per op): use it to debug.
+    """
+
+    def __enter__(self):
+        self._prev = is_anomaly_enabled()
+        _state.anomaly = True
+        return self
+
+    def __exit__(self, *exc):
+        _state.anomaly = self._prev
+        return False
+
+
+def _user_frame():
+    """The innermost stack frame outside minigrad itself, as 'file:line in func'."""
+    for frame in reversed(traceback.extract_stack()[:-2]):
+        if "/minigrad/" not in frame.filename.replace("\\", "/"):
+            return f"{frame.filename}:{frame.lineno} in {frame.name}"
+    return "<unknown>"
+
+
+def _check_finite(array, op_name, where, created_at):
+    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+        n_nan = int(np.isnan(array).sum())
+        n_inf = int(np.isinf(array).sum())
+        raise AnomalyError(
+            f"{op_name}: {where} produced {n_nan} NaN and {n_inf} Inf values "
+            f"(shape {array.shape}); op created at {created_at}"
+        )
+
+
+class Node:
+    """A recorded op: the `ctx` its forward saw, and the `grad_fn` of its output.
+
+    Forward stores what backward needs with `save_for_backward` (or as attributes).
+    `needs_input_grad` tells backward which inputs want a gradient. `inputs` holds, for each
+    forward argument, the Tensor it came from (None for non-tensor arguments); it is used
+    to walk the graph, e.g. by `minigrad.viz`.
+    """
+
+    def __init__(self, fn, needs_input_grad):
+        self._fn = fn
+        self.needs_input_grad = needs_input_grad
+        self.saved_tensors = ()
+        self._inputs = ()
+        self._out_ref = None
+        self._out_shape = ()
+        self._out_dtype = None
+        self._hooks = []
+        self._freed = False
+        self._created_at = None
+
+    @property
+    def name(self):
+        """The op's name, e.g. 'MatMul'."""
+        return self._fn.__name__
+
+    @property
+    def inputs(self):
+        """The tensors this op consumed (None for non-tensor arguments)."""
+        return self._inputs
+
+    @property
+    def out_shape(self):
+        """Shape of the op's output."""
+        return self._out_shape
+
+    def save_for_backward(self, *arrays):
+        """Keep arrays for backward; they are freed after backward unless retain_graph."""
+        self.saved_tensors = arrays
+
+    def _free(self):
+        # Drop everything forward stored for backward (attributes included) so that the
+        # activations of a step are released as soon as its backward is done.
+        for key in [k for k in vars(self) if not k.startswith("_") and k != "needs_input_grad"]:
+            delattr(self, key)
+        self.saved_tensors = ()
+        self._freed = True
+
+    def __repr__(self):
+        return f"<{self.name}>"
+
+
+class Function:
+    """Base class of every differentiable op. Subclasses define static forward/backward."""
+
+    @staticmethod
+    def forward(ctx, *args):
+        raise NotImplementedError("a Function subclass defines forward(ctx, *arrays)")
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise NotImplementedError("a Function subclass defines backward(ctx, grad)")
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        """Run the op on Tensors (or plain values) and record it in the graph if needed."""
+        from minigrad.tensor import Tensor
+
+        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        record = any(needs) and is_grad_enabled()
+        ctx = Node(cls, needs)
+        raw = [a.data if isinstance(a, Tensor) else a for a in args]
+        out = cls.forward(ctx, *raw, **kwargs)
+        if not isinstance(out, np.ndarray):
+            out = np.asarray(out)
+        result = Tensor._from_op(out, record)
+        anomaly = is_anomaly_enabled()
+        if anomaly:
+            ctx._created_at = _user_frame()
+            _check_finite(out, cls.__name__, "forward", ctx._created_at)
+        if record:
+            ctx._inputs = tuple(a if isinstance(a, Tensor) else None for a in args)
+            ctx._out_ref = weakref.ref(result)
+            ctx._out_shape = out.shape
+            ctx._out_dtype = out.dtype
+            result.grad_fn = ctx
+        return result
+
+
+def unbroadcast(grad, shape, dtype):
+    """Sum `grad` down to `shape` (undoing NumPy broadcasting) and cast it to `dtype`."""
+    if grad.shape != shape:
+        extra = grad.ndim - len(shape)
+        if extra > 0:
+            grad = grad.sum(axis=tuple(range(extra)))
+        axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+        if axes:
+            grad = grad.sum(axis=axes, keepdims=True)
+        if grad.shape != shape:
+            grad = np.broadcast_to(grad, shape)
+    if grad.dtype != dtype:
+        grad = grad.astype(dtype)
+    return grad
+
+
+def _topological_order(root):
+    """Nodes reachable from `root`, each after every node that consumes its output."""
+    # Iterative depth-first post-order, reversed. A node is marked when it is expanded (not
+    # when pushed), so that it is finished only after every node it consumes.
+    order = []
+    visited = set()
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        for inp in node._inputs:
+            parent = None if inp is None else inp.grad_fn
+            if parent is not None and id(parent) not in visited:
+                stack.append((parent, False))
+    order.reverse()
+    return order
+
+
+_observers = []
+
+
+def add_backward_observer(fn):
+    """Call fn(node, grad) for every node during backward (used by minigrad.viz.trace)."""
+    _observers.append(fn)
+
+
+def remove_backward_observer(fn):
+    """Stop calling a function given to `add_backward_observer`."""
+    _observers.remove(fn)
+
+
+def _run_hooks(hooks, grad):
+    for hook in hooks:
+        replaced = hook(grad)
+        if replaced is not None:
+            grad = np.asarray(replaced)
+    return grad
+
+
+def _accumulate_leaf(tensor, grad):
+    grad = _run_hooks(tensor._hooks, grad)
+    if tensor.grad is None:
+        # Own the memory: grad may be a view of another op's array or a broadcast.
+        tensor.grad = np.array(grad, dtype=tensor.dtype, copy=True)
+    else:
+        tensor.grad += grad
+
+
+def backward(tensor, grad=None, retain_graph=False):
+    """Backpropagate from `tensor`, accumulating `.grad` on every leaf that requires it."""
+    if not tensor.requires_grad:
+        raise RuntimeError(
+            "backward: tensor does not require grad and has no grad_fn "
+            "(did you create it inside no_grad() or from inputs without requires_grad?)"
+        )
+    if grad is None:
+        if tensor.size != 1:
+            raise RuntimeError(
+                f"backward: grad can be implicitly created only for scalar outputs; "
+                f"got shape {tensor.shape}: pass grad= of that shape"
+            )
+        grad = np.ones(tensor.shape, dtype=tensor.dtype)
+    else:
+        grad = np.asarray(grad.data if hasattr(grad, "grad_fn") else grad)
+        if grad.shape != tensor.shape:
+            raise ValueError(
+                f"backward: grad shape {grad.shape} does not match tensor shape {tensor.shape}"
+            )
+        grad = grad.astype(tensor.dtype, copy=False)
+    root = tensor.grad_fn
+    if root is None:
+        _accumulate_leaf(tensor, grad)
+        return
+    anomaly = is_anomaly_enabled()
+    grads = {id(root): grad}
+    for node in _topological_order(root):
+        g = grads.pop(id(node), None)
+        if g is None:
+            continue
+        if node._freed:
+            raise RuntimeError(
+                f"backward: trying to backward through {node.name} a second time; its saved "
+                "arrays were freed after the first backward. Pass retain_graph=True to the "
+                "first backward if you need to call it twice."
+            )
+        out = node._out_ref()
+        if node._hooks:
+            g = _run_hooks(node._hooks, g)
+        if out is not None and out._retain:
+            out.grad = g.copy() if out.grad is None else out.grad + g
+        for observer in _observers:
+            observer(node, g)
+        input_grads = node._fn.backward(node, g)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        for inp, needs, ig in zip(node._inputs, node.needs_input_grad, input_grads):
+            if not needs or ig is None:
+                continue
+            ig = unbroadcast(np.asarray(ig), inp.shape, inp.dtype)
+            if anomaly:
+                _check_finite(ig, node.name, "backward", node._created_at)
+            parent = inp.grad_fn
+            if parent is None:
+                _accumulate_leaf(inp, ig)
+            elif id(parent) in grads:
+                grads[id(parent)] = grads[id(parent)] + ig
+            else:
+                grads[id(parent)] = ig
+        if not retain_graph:
+            node._free()

@@ -1,0 +1,132 @@
+"""The functional API: `import minigrad.functional as F`.
+
+Every general op (F.softmax, F.relu, ...) plus the layer-style functions that nn's layers
+call: linear, layer_norm, embedding, dropout, cross_entropy, scaled_dot_product_attention.
+"""
+
+import builtins
+import math
+
+import numpy as np
+
+from minigrad import random
+# The general ops belong to the functional API too; note that this shadows the builtins
+# sum, max, min, abs and pow in this module (use builtins.max where the builtin is meant).
+from minigrad.ops import *  # noqa: F403
+from minigrad.ops import __all__ as _ops_all
+from minigrad.ops import matmul, where
+from minigrad.ops import softmax as _softmax
+from minigrad.tensor import Tensor
+
+__all__ = list(_ops_all) + [
+    "linear", "layer_norm", "embedding", "dropout", "cross_entropy",
+    "scaled_dot_product_attention",
+]
+
+
+def linear(x, weight, bias=None):
+    """x @ weight.T + bias, with weight (out, in) as in PyTorch."""
+    if x.shape[-1] != weight.shape[-1]:
+        raise ValueError(f"linear: input of shape {x.shape} does not match weight of shape "
+                         f"{weight.shape} ({x.shape[-1]} != {weight.shape[-1]} features)")
+    out = matmul(x, weight.transpose(0, 1))
+    return out if bias is None else out + bias
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalise over the trailing `normalized_shape` dims, then scale and shift."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if tuple(x.shape[len(x.shape) - len(shape):]) != shape:
+        raise ValueError(f"layer_norm: input of shape {x.shape} does not end with "
+                         f"normalized_shape {shape}")
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    mean = x.mean(axis=axes, keepdims=True)
+    centered = x - mean
+    var = (centered * centered).mean(axis=axes, keepdims=True)
+    y = centered / (var + eps).sqrt()
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+def embedding(idx, weight):
+    """Rows of `weight` (num_embeddings, dim) picked by integer ids `idx` (...)."""
+    ids = idx.data if isinstance(idx, Tensor) else np.asarray(idx)
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"embedding: ids must be integers, got dtype {ids.dtype}")
+    n = weight.shape[0]
+    if ids.size and (ids.min() < 0 or ids.max() >= n):
+        bad = ids[(ids < 0) | (ids >= n)]
+        raise IndexError(f"embedding: ids must be in [0, {n}), got {bad[:5].tolist()} "
+                         f"(ids shape {ids.shape}, weight shape {weight.shape})")
+    return weight[ids]
+
+
+def dropout(x, p=0.5, training=True):
+    """Zero each element with probability p and scale the rest by 1/(1-p) when training."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    keep = random.generator().random(x.shape) >= p
+    return x * (keep.astype(x.dtype) / np.asarray(1.0 - p, dtype=x.dtype))
+
+
+def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
+    """Softmax cross-entropy of logits (N, C) or (..., C) against integer targets (N,)/(...).
+
+    Targets equal to ignore_index contribute nothing; "mean" averages over the others.
+    """
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', "
+                         f"got {reduction!r}")
+    t = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
+    if not np.issubdtype(t.dtype, np.integer):
+        raise TypeError(f"cross_entropy: targets must be integers, got dtype {t.dtype}")
+    if t.shape != logits.shape[:-1]:
+        raise ValueError(f"cross_entropy: logits of shape {logits.shape} need targets of shape "
+                         f"{logits.shape[:-1]}, got {t.shape}")
+    n_classes = logits.shape[-1]
+    valid = t != ignore_index
+    if np.any((t[valid] < 0) | (t[valid] >= n_classes)):
+        bad = t[valid & ((t < 0) | (t >= n_classes))]
+        raise IndexError(f"cross_entropy: targets must be in [0, {n_classes}) or "
+                         f"ignore_index={ignore_index}, got {bad[:5].tolist()}")
+    logp = logits.log_softmax(axis=-1).reshape(-1, n_classes)  # (N, C)
+    flat_t = np.where(valid, t, 0).reshape(-1)
+    picked = logp[np.arange(flat_t.size), flat_t].reshape(t.shape)
+    losses = where(valid, -picked, 0.0)
+    if reduction == "none":
+        return losses
+    if reduction == "sum":
+        return losses.sum()
+    return losses.sum() / builtins.max(int(valid.sum()), 1)
+
+
+def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, dropout_p=0.0):
+    """softmax(q k^T / sqrt(d) + mask) v, with q (..., T, d), k and v (..., S, d).
+
+    attn_mask is bool (True = may attend) or additive float, broadcastable to (..., T, S);
+    is_causal lets query i attend keys j <= i only.
+    """
+    if k.shape[-1] != q.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"scaled_dot_product_attention: q {q.shape}, k {k.shape} and "
+                         f"v {v.shape} do not fit (..., T, d), (..., S, d), (..., S, dv)")
+    T, S = q.shape[-2], k.shape[-2]
+    scores = matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))  # (..., T, S)
+    if is_causal:
+        scores = scores.masked_fill(~np.tril(np.ones((T, S), dtype=bool)), -np.inf)
+    if attn_mask is not None:
+        mask = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
+        if mask.dtype == bool:
+            scores = scores.masked_fill(~mask, -np.inf)
+        else:
+            scores = scores + mask
+    probs = _softmax(scores, axis=-1)
+    if dropout_p > 0.0:
+        probs = dropout(probs, dropout_p, True)
+    return matmul(probs, v)

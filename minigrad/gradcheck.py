@@ -1,0 +1,68 @@
+"""Finite-difference gradient checking: compare backward with central differences."""
+
+import numpy as np
+
+from minigrad.tensor import Tensor
+
+
+class GradcheckError(RuntimeError):
+    """An analytic gradient disagrees with its finite-difference estimate."""
+
+
+def _outputs(result):
+    return list(result) if isinstance(result, tuple | list) else [result]
+
+
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
+    """Check the gradients of `fn(*inputs)` against central finite differences in float64.
+
+    Every input that requires grad is copied to float64. The outputs are reduced to one
+    scalar with fixed random weights, L = sum(w * fn(x)), so one backward gives the
+    analytic dL/dx, which is compared element by element with (L(x+eps) - L(x-eps)) / 2eps.
+    Returns True; raises GradcheckError naming the input, the index and both values.
+    """
+    if isinstance(inputs, Tensor):
+        inputs = (inputs,)
+    args = []
+    for x in inputs:
+        if isinstance(x, Tensor) and x.requires_grad:
+            x = Tensor(x.data.astype(np.float64), requires_grad=True)
+        args.append(x)
+    checked = [i for i, x in enumerate(args) if isinstance(x, Tensor) and x.requires_grad]
+    if not checked:
+        raise ValueError("gradcheck: no input requires grad")
+
+    rng = np.random.default_rng(seed)
+    weights = [rng.standard_normal(np.shape(out)) for out in _outputs(fn(*args))]
+
+    def loss():
+        outs = _outputs(fn(*args))
+        return sum(float(np.sum(np.asarray(o.data, np.float64) * w))
+                   for o, w in zip(outs, weights))
+
+    outs = _outputs(fn(*args))
+    for o, w in zip(outs, weights):
+        if o.requires_grad:
+            o.backward(w.astype(o.dtype), retain_graph=True)
+
+    for i in checked:
+        x = args[i]
+        analytic = np.zeros(x.shape) if x.grad is None else x.grad
+        flat = x.data.reshape(-1)  # a view: perturbing it perturbs the input
+        for j in range(flat.size):
+            original = flat[j]
+            flat[j] = original + eps
+            plus = loss()
+            flat[j] = original - eps
+            minus = loss()
+            flat[j] = original
+            numeric = (plus - minus) / (2 * eps)
+            got = analytic.reshape(-1)[j]
+            if not np.isclose(got, numeric, atol=atol, rtol=rtol):
+                index = np.unravel_index(j, x.shape)
+                raise GradcheckError(
+                    f"gradcheck: input {i}, index {tuple(int(k) for k in index)}: "
+                    f"analytic gradient {got:.8g} != numeric {numeric:.8g} "
+                    f"(atol={atol}, rtol={rtol})"
+                )
+    return True

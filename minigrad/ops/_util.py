@@ -1,0 +1,66 @@
+"""Small helpers shared by the op families: operand conversion and axis checks."""
+
+import numpy as np
+
+from minigrad.tensor import Tensor
+
+
+def constant(value, like=None):
+    """A non-Tensor operand as an ndarray whose dtype follows minigrad's rules.
+
+    A Python number next to a floating tensor takes that tensor's dtype (so float32 stays
+    float32); a Python float next to an integer tensor, or on its own, becomes float32.
+    """
+    if isinstance(value, Tensor | np.ndarray):
+        return value
+    array = np.asarray(value)
+    if array.dtype == object:
+        raise TypeError(f"unsupported operand of type {type(value).__name__}")
+    if like is not None and np.issubdtype(like.dtype, np.floating) and array.ndim == 0:
+        return array.astype(like.dtype)
+    if np.issubdtype(array.dtype, np.floating):
+        return array.astype(np.float32)
+    return array
+
+
+def operands(a, b):
+    """Turn a binary op's operands into (Tensor or ndarray, Tensor or ndarray), one a Tensor."""
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        a = Tensor(a)
+    if isinstance(a, Tensor):
+        return a, constant(b, a)
+    return constant(a, b), b
+
+
+def shape_of(x):
+    return x.shape if hasattr(x, "shape") else ()
+
+
+def broadcast_shapes(op, *shapes):
+    """The broadcast shape of `shapes`, or a ValueError that names the op and the shapes."""
+    try:
+        return np.broadcast_shapes(*shapes)
+    except ValueError:
+        listed = " and ".join(str(tuple(s)) for s in shapes)
+        raise ValueError(f"{op}: shapes {listed} cannot be broadcast together") from None
+
+
+def normalize_axis(op, axis, ndim):
+    """A non-negative axis for a tensor of `ndim` dims, or a ValueError naming the op."""
+    if not isinstance(axis, int | np.integer):
+        raise TypeError(f"{op}: axis must be an int, got {type(axis).__name__}")
+    if not -max(ndim, 1) <= axis < max(ndim, 1):
+        raise ValueError(f"{op}: axis {axis} is out of range for a tensor with {ndim} dims")
+    return int(axis) % max(ndim, 1)
+
+
+def normalize_axes(op, axis, ndim):
+    """axis=None|int|tuple as a sorted tuple of non-negative axes (None = all axes)."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, int | np.integer):
+        axis = (axis,)
+    axes = tuple(sorted(normalize_axis(op, a, ndim) for a in axis))
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"{op}: axis {axis} repeats an axis")
+    return axes

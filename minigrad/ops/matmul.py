@@ -1,0 +1,63 @@
+"""Matrix multiplication with NumPy's rules: batch dims broadcast, 1-D operands promoted."""
+
+import numpy as np
+
+from minigrad.autograd import Function
+from minigrad.kernels import K
+from minigrad.ops._util import constant
+from minigrad.tensor import Tensor
+
+
+class MatMul(Function):
+    """a (..., n, k) @ b (..., k, m) -> (..., n, m); operands have at least 2 dims."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        if b.ndim == 2 and a.ndim > 2:
+            # (B, T, k) @ (k, m) is one (B*T, k) @ (k, m) product: one BLAS call, not B.
+            return K.matmul(a.reshape(-1, a.shape[-1]), b).reshape(*a.shape[:-1], b.shape[-1])
+        return K.matmul(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        da = db = None
+        if ctx.needs_input_grad[0]:
+            da = K.matmul(grad, np.swapaxes(b, -1, -2))  # (..., n, k)
+        if ctx.needs_input_grad[1]:
+            if b.ndim == 2 and a.ndim > 2:
+                # Sum over the batch inside one product instead of B products then a sum.
+                db = K.matmul(a.reshape(-1, a.shape[-1]).T, grad.reshape(-1, grad.shape[-1]))
+            else:
+                db = K.matmul(np.swapaxes(a, -1, -2), grad)  # (..., k, m)
+        return da, db
+
+
+def matmul(a, b):
+    """a @ b as np.matmul: 1-D operands are promoted to matrices and the extra dim removed."""
+    if not isinstance(a, Tensor):
+        a = Tensor(constant(a, b if isinstance(b, Tensor) else None))
+    if not isinstance(b, Tensor):
+        b = Tensor(constant(b, a))
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: operands must have at least 1 dim, got shapes "
+                         f"{a.shape} and {b.shape}")
+    k_a = a.shape[-1]
+    k_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if k_a != k_b:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align "
+                         f"({k_a} != {k_b})")
+    try:
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(f"matmul: batch dims of shapes {a.shape} and {b.shape} cannot be "
+                         "broadcast together") from None
+    a2 = a.unsqueeze(0) if a.ndim == 1 else a
+    b2 = b.unsqueeze(-1) if b.ndim == 1 else b
+    out = MatMul.apply(a2, b2)
+    if b.ndim == 1:
+        out = out.squeeze(-1)
+    if a.ndim == 1:
+        out = out.squeeze(-2 if b.ndim > 1 else -1)
+    return out

@@ -1,0 +1,65 @@
+"""softmax and log_softmax over one axis, numerically stable, backed by kernels."""
+
+import numpy as np
+
+from minigrad.autograd import Function
+from minigrad.kernels import K
+from minigrad.ops._util import normalize_axis
+from minigrad.tensor import Tensor
+
+
+def _to_last(x, axis):
+    return np.ascontiguousarray(np.moveaxis(x, axis, -1)) if axis != x.ndim - 1 else x
+
+
+class Softmax(Function):
+    @staticmethod
+    def forward(ctx, x, axis):
+        y = K.softmax(_to_last(x, axis))
+        ctx.save_for_backward(y)
+        ctx.axis = axis
+        return np.moveaxis(y, -1, axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        dx = K.softmax_backward(y, _to_last(grad, ctx.axis))
+        return np.moveaxis(dx, -1, ctx.axis), None
+
+
+class LogSoftmax(Function):
+    @staticmethod
+    def forward(ctx, x, axis):
+        y = K.log_softmax(_to_last(x, axis))
+        ctx.save_for_backward(y)
+        ctx.axis = axis
+        return np.moveaxis(y, -1, axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        dx = K.log_softmax_backward(y, _to_last(grad, ctx.axis))
+        return np.moveaxis(dx, -1, ctx.axis), None
+
+
+def _check(op, x, axis):
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"{op}: needs a floating tensor, got dtype {x.dtype}")
+    return x, normalize_axis(op, axis, x.ndim)
+
+
+def softmax(x, axis=-1):
+    """exp(x) / sum(exp(x)) along `axis`; a row of all -inf gives zeros."""
+    x, axis = _check("softmax", x, axis)
+    if x.ndim == 0:
+        return Softmax.apply(x.reshape(1), 0).reshape(())
+    return Softmax.apply(x, axis)
+
+
+def log_softmax(x, axis=-1):
+    """x - logsumexp(x) along `axis`; a row of all -inf stays -inf with zero gradient."""
+    x, axis = _check("log_softmax", x, axis)
+    if x.ndim == 0:
+        return LogSoftmax.apply(x.reshape(1), 0).reshape(())
+    return LogSoftmax.apply(x, axis)
