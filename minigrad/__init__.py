@@ -25,6 +25,7 @@ from minigrad.creation import (
 from minigrad.gradcheck import GradcheckError, gradcheck
 from minigrad.ops import *  # noqa: F403
 from minigrad.random import manual_seed
+from minigrad.serialization import load, load_metadata, save
 from minigrad.tensor import Tensor
 
 __version__ = "0.1.0"

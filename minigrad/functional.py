@@ -125,7 +125,7 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, dropo
         if mask.dtype == bool:
             scores = scores.masked_fill(~mask, -np.inf)
         else:
-            scores = scores + mask
+            scores = scores + mask.astype(scores.dtype, copy=False)
     probs = _softmax(scores, axis=-1)
     if dropout_p > 0.0:
         probs = dropout(probs, dropout_p, True)

@@ -7,7 +7,6 @@ import json
 import os
 import pickle
 import struct
-import sys
 import zipfile
 
 import numpy as np
@@ -158,7 +157,7 @@ def test_str_path_works(tmp_path):
 
 
 def test_pytorch_reads_our_file(tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
     from safetensors.torch import load_file
 
     path = tmp_path / "ours.safetensors"
@@ -174,7 +173,7 @@ def test_pytorch_reads_our_file(tmp_path):
 
 
 def test_we_read_pytorch_file(tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
     from safetensors.torch import save_file
 
     path = tmp_path / "theirs.safetensors"
@@ -350,8 +349,6 @@ def test_atomic_write_rejects_wrong_types(tmp_path):
 
 
 def test_atomic_write_uses_normal_permissions(tmp_path):
-    if sys.platform == "win32":
-        pytest.skip("POSIX permissions")
     umask = os.umask(0o022)
     try:
         atomic_write_text(tmp_path / "f.txt", "x")
@@ -383,20 +380,6 @@ def test_permission_error_names_target_path(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert str(path) in str(info.value)
     assert not path.exists()
-
-
-def test_unwritable_directory_names_path(tmp_path):
-    if sys.platform == "win32" or os.geteuid() == 0:
-        pytest.skip("needs POSIX permissions and a non-root user")
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        with pytest.raises(PermissionError) as info:
-            atomic_write_text(locked / "config.json", "{}")
-        assert str(locked / "config.json") in str(info.value)
-    finally:
-        locked.chmod(0o700)
 
 
 # ---------------------------------------------------------------------------------------

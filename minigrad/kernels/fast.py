@@ -165,7 +165,7 @@ def _sdpa_fwd(q, k, v, mask, has_mask, is_causal, scale, out, probs):
         for j in range(S):
             for d in range(D):
                 kt[d, j] = k[b, j, d]
-        mb = b if per_head_mask else 0
+        mb = np.int64(b) if per_head_mask else np.int64(0)  # (prange's index is unsigned)
         for i in range(T):
             row = probs[b, i]  # (S,): scores, then probabilities, in place
             o = out[b, i]  # (dv,)
@@ -455,7 +455,8 @@ def _gelu(x, use_tanh, out):
 def _gelu_bwd(x, grad, use_tanh, out):
     f = x.dtype.type
     half, one, a, a3 = f(0.5), f(1), f(0.044715), f(3 * 0.044715)
-    k_tanh, k_erf, k_pdf = f(math.sqrt(2 / math.pi)), f(1 / math.sqrt(2)), f(1 / math.sqrt(2 * math.pi))
+    k_tanh, k_erf = f(math.sqrt(2 / math.pi)), f(1 / math.sqrt(2))
+    k_pdf = f(1 / math.sqrt(2 * math.pi))
     for i in prange(x.size):
         xi = x[i]
         if use_tanh:

@@ -28,8 +28,18 @@ def operands(a, b):
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         a = Tensor(a)
     if isinstance(a, Tensor):
-        return a, constant(b, a)
-    return constant(a, b), b
+        return _int_with_float(a, constant(b, a))
+    b, a = _int_with_float(b, constant(a, b))
+    return a, b
+
+
+def _int_with_float(t, other):
+    # An integer tensor meeting a Python float computes in float32, the default, not in the
+    # float64 that NumPy would promote int64 + float32 to.
+    is_number = isinstance(other, np.ndarray) and other.ndim == 0
+    if is_number and other.dtype == np.float32 and np.issubdtype(t.dtype, np.integer):
+        t = Tensor(t.data.astype(np.float32))
+    return t, other
 
 
 def shape_of(x):

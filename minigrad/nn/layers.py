@@ -1,0 +1,201 @@
+"""Layers: Linear, LayerNorm, Embedding, Dropout, GELU, ReLU and MultiHeadAttention.
+
+Weights are float32 (use `.double()` for float64) and initialised as PyTorch does, from
+minigrad's seeded generator. Names and shapes match PyTorch / nanoGPT so that state_dicts
+move between them as plain arrays.
+"""
+
+import math
+
+import numpy as np
+
+from minigrad import functional as F
+from minigrad.nn import init
+from minigrad.nn.module import Module, Parameter
+
+
+class Linear(Module):
+    """y = x @ weight.T + bias, with weight (out_features, in_features) as in PyTorch.
+
+    Weight and bias start as U(-1/sqrt(in_features), 1/sqrt(in_features)), PyTorch's default.
+    """
+
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        bound = 1.0 / math.sqrt(in_features) if in_features > 0 else 0.0
+        self.weight = init.uniform_(
+            Parameter(np.empty((out_features, in_features), np.float32)), -bound, bound)
+        if bias:
+            self.bias = init.uniform_(Parameter(np.empty(out_features, np.float32)), -bound, bound)
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, x):
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(f"Linear({self.extra_repr()}): expected input (..., "
+                             f"{self.in_features}), got shape {tuple(x.shape)}")
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class LayerNorm(Module):
+    """Normalise the last dim(s) to zero mean and unit variance, then scale and shift.
+
+    weight starts at ones and bias at zeros; bias=False leaves bias None (nanoGPT's option).
+    """
+
+    def __init__(self, normalized_shape, eps=1e-5, bias=True):
+        super().__init__()
+        if isinstance(normalized_shape, int | np.integer):
+            normalized_shape = (int(normalized_shape),)
+        self.normalized_shape = tuple(normalized_shape)
+        self.eps = eps
+        self.weight = Parameter(np.ones(self.normalized_shape, np.float32))
+        if bias:
+            self.bias = Parameter(np.zeros(self.normalized_shape, np.float32))
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, x):
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, bias={self.bias is not None}"
+
+
+class Embedding(Module):
+    """A lookup table: integer ids (...) -> rows of weight (num_embeddings, embedding_dim).
+
+    weight starts as N(0, 1), PyTorch's default. Ids outside [0, num_embeddings) raise
+    IndexError.
+    """
+
+    def __init__(self, num_embeddings, embedding_dim):
+        super().__init__()
+        self.num_embeddings = num_embeddings
+        self.embedding_dim = embedding_dim
+        self.weight = init.normal_(
+            Parameter(np.empty((num_embeddings, embedding_dim), np.float32)))
+
+    def forward(self, idx):
+        return F.embedding(idx, self.weight)
+
+    def extra_repr(self):
+        return f"{self.num_embeddings}, {self.embedding_dim}"
+
+
+class Dropout(Module):
+    """Zero elements with probability p and scale the rest by 1/(1-p), in training mode only."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
+        self.p = p
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class GELU(Module):
+    """GELU activation, exact ("none") or with the tanh approximation ("tanh")."""
+
+    def __init__(self, approximate="none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        return F.gelu(x, self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+class ReLU(Module):
+    """max(x, 0)."""
+
+    def forward(self, x):
+        return F.relu(x)
+
+
+def _attention_probs(q, k, attn_mask, causal):
+    """softmax(q k^T / sqrt(hs) + mask) as an ndarray, the same math as
+    F.scaled_dot_product_attention; masked entries are exactly 0 (a fully masked row is 0)."""
+    T, S = q.shape[-2], k.shape[-2]
+    scores = q @ np.swapaxes(k, -1, -2) * (1.0 / math.sqrt(q.shape[-1]))  # (B, nh, T, S)
+    if causal:
+        scores = np.where(np.tril(np.ones((T, S), dtype=bool)), scores, -np.inf)
+    if attn_mask is not None:
+        mask = np.asarray(attn_mask.data if hasattr(attn_mask, "data") else attn_mask)
+        scores = np.where(mask, scores, -np.inf) if mask.dtype == bool else scores + mask
+    top = scores.max(axis=-1, keepdims=True)
+    exp = np.exp(scores - np.where(np.isfinite(top), top, 0.0))
+    total = exp.sum(axis=-1, keepdims=True)
+    return np.divide(exp, total, out=np.zeros_like(exp), where=total > 0)
+
+
+class MultiHeadAttention(Module):
+    """Multi-head self-attention laid out as nanoGPT's CausalSelfAttention.
+
+    c_attn projects x (B, T, C) to q, k, v at once (weight (3C, C)); c_proj projects the
+    concatenated heads back (weight (C, C)). Dropout is applied to the attention
+    probabilities (inside scaled_dot_product_attention) and to the output (resid_dropout).
+    causal=True lets position t attend to positions <= t only; attn_mask (bool, True = may
+    attend, or additive float, broadcastable to (B, nh, T, T)) further restricts it.
+
+    Set `need_weights = True` to keep the last attention probabilities in `attn_weights`,
+    an ndarray (B, nh, T, T), for study.
+    """
+
+    def __init__(self, embed_dim, num_heads, bias=True, dropout=0.0, causal=False):
+        super().__init__()
+        if num_heads <= 0 or embed_dim % num_heads != 0:
+            raise ValueError(f"MultiHeadAttention: embed_dim={embed_dim} must be divisible "
+                             f"by num_heads={num_heads}")
+        self.c_attn = Linear(embed_dim, 3 * embed_dim, bias=bias)
+        self.c_proj = Linear(embed_dim, embed_dim, bias=bias)
+        self.attn_dropout = Dropout(dropout)
+        self.resid_dropout = Dropout(dropout)
+        self.embed_dim = embed_dim
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.causal = causal
+        self.need_weights = False
+        self.attn_weights = None
+
+    def forward(self, x, attn_mask=None):
+        if x.ndim != 3 or x.shape[-1] != self.embed_dim:
+            raise ValueError(f"MultiHeadAttention({self.extra_repr()}): expected input "
+                             f"(B, T, {self.embed_dim}), got shape {tuple(x.shape)}")
+        B, T, C = x.shape  # batch size, sequence length, embedding dim (n_embd)
+        nh, hs = self.num_heads, C // self.num_heads
+
+        # q, k, v for all heads in one matmul, then move the head axis forward
+        q, k, v = self.c_attn(x).split(C, axis=2)
+        q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+
+        if self.need_weights:
+            # For study only: an extra, graph-free pass, so that training always takes the
+            # (fused) attention path below and the stored weights are the pre-dropout probs.
+            self.attn_weights = _attention_probs(q.data, k.data, attn_mask, self.causal)
+        dropout_p = self.attn_dropout.p if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask, is_causal=self.causal,
+                                           dropout_p=dropout_p)  # (B, nh, T, hs)
+        y = y.transpose(1, 2).reshape(B, T, C)  # re-assemble all head outputs side by side
+        return self.resid_dropout(self.c_proj(y))  # (B, T, C)
+
+    def extra_repr(self):
+        return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, "
+                f"dropout={self.dropout}, causal={self.causal}")
