@@ -7,7 +7,10 @@ from minigrad.autograd import (
     detect_anomaly,
     enable_grad,
     is_grad_enabled,
+    is_study_mode,
+    label,
     no_grad,
+    study_mode,
 )
 from minigrad.creation import (
     arange,

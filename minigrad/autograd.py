@@ -56,6 +56,36 @@ class enable_grad(contextlib.ContextDecorator):
         return False
 
 
+def is_study_mode():
+    """True inside `study_mode()`."""
+    return _get("study", False)
+
+
+class study_mode(contextlib.ContextDecorator):
+    """Build graphs for reading: fused ops run as their labelled composites.
+
+    Inside it, `F.scaled_dot_product_attention` records q, k, v, scores, probabilities and
+    output as separate labelled nodes (instead of one fused node), so that `minigrad.viz`
+    can show the gradient of each. The numbers are the same either way.
+    """
+
+    def __enter__(self):
+        self._prev = is_study_mode()
+        _state.study = True
+        return self
+
+    def __exit__(self, *exc):
+        _state.study = self._prev
+        return False
+
+
+def label(tensor, text):
+    """Name the node that made `tensor` (shown by minigrad.viz); returns the tensor."""
+    if tensor.grad_fn is not None:
+        tensor.grad_fn.label = text
+    return tensor
+
+
 class AnomalyError(FloatingPointError):
     """Raised in `detect_anomaly()` by the first op whose forward or backward is not finite."""
 
@@ -121,6 +151,7 @@ class Node:
         self._hooks = []
         self._freed = False
         self._created_at = None
+        self.label = None
 
     @property
     def name(self):
@@ -144,13 +175,14 @@ class Node:
     def _free(self):
         # Drop everything forward stored for backward (attributes included) so that the
         # activations of a step are released as soon as its backward is done.
-        for key in [k for k in vars(self) if not k.startswith("_") and k != "needs_input_grad"]:
+        kept = ("needs_input_grad", "label")
+        for key in [k for k in vars(self) if not k.startswith("_") and k not in kept]:
             delattr(self, key)
         self.saved_tensors = ()
         self._freed = True
 
     def __repr__(self):
-        return f"<{self.name}>"
+        return f"<{self.name}>" if self.label is None else f"<{self.name} '{self.label}'>"
 
 
 class Function:

@@ -10,12 +10,15 @@ import math
 import numpy as np
 
 from minigrad import random
+from minigrad.autograd import is_study_mode, label
+
 # The general ops belong to the functional API too; note that this shadows the builtins
 # sum, max, min, abs and pow in this module (use builtins.max where the builtin is meant).
 from minigrad.ops import *  # noqa: F403
 from minigrad.ops import __all__ as _ops_all
 from minigrad.ops import matmul, where
 from minigrad.ops import softmax as _softmax
+from minigrad.ops.shape import Identity
 from minigrad.tensor import Tensor
 
 __all__ = list(_ops_all) + [
@@ -116,8 +119,12 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, dropo
     if k.shape[-1] != q.shape[-1] or k.shape[-2] != v.shape[-2]:
         raise ValueError(f"scaled_dot_product_attention: q {q.shape}, k {k.shape} and "
                          f"v {v.shape} do not fit (..., T, d), (..., S, d), (..., S, dv)")
+    if is_study_mode():
+        # Separate labelled nodes so that minigrad.viz can show dL/dq, dL/dk and dL/dv.
+        q, k, v = (label(Identity.apply(t), name) for t, name in ((q, "q"), (k, "k"), (v, "v")))
     T, S = q.shape[-2], k.shape[-2]
     scores = matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))  # (..., T, S)
+    label(scores, "scores")
     if is_causal:
         scores = scores.masked_fill(~np.tril(np.ones((T, S), dtype=bool)), -np.inf)
     if attn_mask is not None:
@@ -126,7 +133,9 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, dropo
             scores = scores.masked_fill(~mask, -np.inf)
         else:
             scores = scores + mask.astype(scores.dtype, copy=False)
-    probs = _softmax(scores, axis=-1)
+    if is_causal or attn_mask is not None:
+        label(scores, "masked scores")
+    probs = label(_softmax(scores, axis=-1), "probs")
     if dropout_p > 0.0:
         probs = dropout(probs, dropout_p, True)
-    return matmul(probs, v)
+    return label(matmul(probs, v), "attention output")

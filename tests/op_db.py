@@ -7,7 +7,8 @@ PyTorch (float64), through `mg.gradcheck`, and in float32 and float64.
 Sample arguments are converted for each framework:
 - a floating ndarray becomes a tensor that requires grad (minigrad and torch);
 - an integer or bool ndarray becomes a tensor without grad;
-- `Const(value)` is passed to both as is (e.g. an index array), or as `Const(v, torch=w)`;
+- `Const(value)` is passed to minigrad as is and to torch with its ndarrays (also inside a
+  tuple) as torch tensors (e.g. an index array, a mask); `Const(v, torch=w)` gives torch w;
 - anything else (numbers, tuples, slices) is passed as is.
 
 Adding an op = one Function in minigrad/ops + one row here.
@@ -148,14 +149,11 @@ def _getitem_samples(rng):
         Sample((r(rng, 3, 4), Const((slice(None), slice(1, 3))))),
         Sample((r(rng, 3, 4), Const((-1, slice(None, None, 2))))),
         Sample((r(rng, 2, 3, 4), Const((Ellipsis, None, 1)))),
-        Sample((r(rng, 3, 4), Const(idx[:3], torch=torch.from_numpy(idx[:3]))), note="int array"),
-        Sample((r(rng, 3, 4), Const((slice(None), idx[:5] % 4),
-                                    torch=(slice(None), torch.from_numpy(idx[:5] % 4)))),
+        Sample((r(rng, 3, 4), Const(idx[:3])), note="int array"),
+        Sample((r(rng, 3, 4), Const((slice(None), idx[:5] % 4))),
                note="repeated indices accumulate"),
-        Sample((r(rng, 3, 4), Const(mask, torch=torch.from_numpy(mask))), note="bool mask"),
-        Sample((r(rng, 3, 4), Const((idx[:2], idx[2:4]),
-                                    torch=(torch.from_numpy(idx[:2]), torch.from_numpy(idx[2:4])))),
-               note="paired int arrays"),
+        Sample((r(rng, 3, 4), Const(mask)), note="bool mask"),
+        Sample((r(rng, 3, 4), Const((idx[:2], idx[2:4]))), note="paired int arrays"),
     ]
 
 
@@ -167,9 +165,9 @@ def _sdpa_samples(rng):
         Sample((r(rng, 2, 3, 4, 5), r(rng, 2, 3, 4, 5), r(rng, 2, 3, 4, 5)),
                {"is_causal": True}),
         Sample((q, k, v)),
-        Sample((q, k, v), {"attn_mask": Const(keep, torch=torch.from_numpy(keep))},
+        Sample((q, k, v), {"attn_mask": Const(keep)},
                note="bool mask"),
-        Sample((q, k, v), {"attn_mask": Const(r(rng, 4, 6), torch=None)}, note="additive mask"),
+        Sample((q, k, v), {"attn_mask": Const(r(rng, 4, 6))}, note="additive mask"),
         Sample((r(rng, 4, 5), r(rng, 4, 5), r(rng, 4, 5)), {"is_causal": True}, note="2-D"),
     ]
 
@@ -378,8 +376,10 @@ OPS = [
     OpInfo("gelu", mg.gelu, _torch_gelu("none"), unary_samples(), method="gelu"),
     OpInfo("gelu_tanh", lambda x: mg.gelu(x, approximate="tanh"), _torch_gelu("tanh"),
            unary_samples(), in_namespaces=False),
-    OpInfo("maximum", mg.maximum, _scalars_as_tensors(torch.maximum), binary_samples(), method="maximum"),
-    OpInfo("minimum", mg.minimum, _scalars_as_tensors(torch.minimum), binary_samples(), method="minimum"),
+    OpInfo("maximum", mg.maximum, _scalars_as_tensors(torch.maximum), binary_samples(),
+           method="maximum"),
+    OpInfo("minimum", mg.minimum, _scalars_as_tensors(torch.minimum), binary_samples(),
+           method="minimum"),
     OpInfo("clip", mg.clip, lambda x, lo, hi: torch.clamp(x, lo, hi), _clip_samples,
            method="clip"),
     OpInfo("where", mg.where, torch.where, _where_samples),

@@ -1,7 +1,7 @@
 """Numba kernels, signature for signature the same as reference.py.
 
 Each public function is a thin Python wrapper: it makes its inputs C-contiguous, reshapes
-them to the few ranks the compiled kernels know (rows (N, C), heads (BH, T, d) or flat), casts
+them to the few ranks the compiled kernels know (rows (N, C), heads (BH, T, S) or flat), casts
 scalars to the array dtype (so float32 work stays float32 inside the kernels), allocates the
 outputs and calls an `@numba.njit(cache=True)` kernel. Parallel kernels split rows or
 batch x heads over the cores with `prange`.
@@ -11,17 +11,26 @@ batch x heads over the cores with `prange`.
 (masks, dead softmax rows).
 
 A kernel that did not beat its NumPy reference on the GPT shapes (see benchmarks/kernels.py)
-is re-exported from reference.py instead, with a comment saying why.
+is re-exported from reference.py instead, with a comment saying why. Attention keeps its two
+matmuls in BLAS: a fully fused Numba loop nest (scores, softmax and weighted sum in one
+kernel) lost to np.matmul at the medium shapes (0.7-0.9x); BLAS around one fused Numba pass
+for scale + mask + softmax (and softmax backward + scale) wins at both shapes.
 """
 
 import math
+import os
 
-import numba
-import numpy as np
-from numba import njit, prange
+# Numba's OpenMP workers otherwise spin for a while after each parallel kernel, stealing the
+# cores from the BLAS matmul that usually comes next (measured: attention 25-40% slower on 2
+# cores). Set before Numba starts its thread pool; an explicit setting by the user wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from minigrad.kernels import reference
-from minigrad.kernels.reference import _additive_mask, _check_approximate
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+from numba import njit, prange  # noqa: E402
+
+from minigrad.kernels import reference  # noqa: E402
+from minigrad.kernels.reference import _additive_mask, _check_approximate  # noqa: E402
 
 # matmul: NumPy's np.matmul already calls multithreaded BLAS per matrix; a Numba prange over
 # the batch calling np.dot was slower on the GPT shapes (benchmarks/kernels.py).
@@ -151,89 +160,52 @@ def log_softmax_backward(y, grad):
 
 
 # ---------------------------------------------------------------------------------------------
-# attention: one fused kernel per direction, batch x heads in parallel
+# attention: BLAS matmuls around one fused Numba kernel, rows of batch x heads in parallel
 
 
 @njit(parallel=True, cache=True, fastmath=_FM)
-def _sdpa_fwd(q, k, v, mask, has_mask, is_causal, scale, out, probs):
-    BH, T, D = q.shape  # (BH, T, d)
-    S, Dv = v.shape[1], v.shape[2]  # k (BH, S, d), v (BH, S, dv)
-    zero, one = q.dtype.type(0), q.dtype.type(1)
+def _attn_softmax(scores, mask, has_mask, is_causal, scale):
+    # scores (BH, T, S) -> probs in place: scale, mask, causal mask and softmax in one pass
+    BH, T, S = scores.shape
+    zero, one = scores.dtype.type(0), scores.dtype.type(1)
     per_head_mask = mask.shape[0] > 1  # else one (1, T, S) mask shared by every head
-    for b in prange(BH):
-        kt = np.empty((D, S), q.dtype)  # k[b]^T, so the score loop runs along contiguous j
-        for j in range(S):
-            for d in range(D):
-                kt[d, j] = k[b, j, d]
-        mb = np.int64(b) if per_head_mask else np.int64(0)  # (prange's index is unsigned)
-        for i in range(T):
-            row = probs[b, i]  # (S,): scores, then probabilities, in place
-            o = out[b, i]  # (dv,)
-            jmax = min(i + 1, S) if is_causal else S  # keys j >= jmax are masked out
-            row[:] = zero
-            for d in range(D):
-                qd = q[b, i, d] * scale
-                for j in range(jmax):
-                    row[j] += qd * kt[d, j]
+    for r in prange(BH * T):  # one (head, query) row each
+        b, i = np.int64(r) // T, np.int64(r) % T  # (prange's index is unsigned)
+        mb = b if per_head_mask else 0
+        row = scores[b, i]  # (S,)
+        jmax = min(i + 1, S) if is_causal else S  # keys j >= jmax are masked out
+        m = -np.inf
+        for j in range(jmax):
+            x = row[j] * scale
             if has_mask:
-                for j in range(jmax):
-                    row[j] += mask[mb, i, j]
-            m = row[0] if jmax > 0 else -np.inf
-            for j in range(1, jmax):
-                m = max(m, row[j])
-            o[:] = zero
-            if m == -np.inf:  # a fully masked row: zero probabilities and output, no NaN
-                row[:] = zero
-                continue
-            s = zero
-            for j in range(jmax):
-                e = np.exp(row[j] - m)
-                row[j] = e
-                s += e
-            inv = one / s
-            for j in range(jmax):
-                p = row[j] * inv
-                row[j] = p
-                for d in range(Dv):
-                    o[d] += p * v[b, j, d]
+                x += mask[mb, i, j]
+            row[j] = x
+            m = max(m, x)
+        if m == -np.inf:  # a fully masked row: zero probabilities, no NaN
+            row[:] = zero
+            continue
+        s = zero
+        for j in range(jmax):
+            e = np.exp(row[j] - m)
+            row[j] = e
+            s += e
+        inv = one / s
+        for j in range(jmax):
+            row[j] *= inv
+        row[jmax:] = zero
 
 
 @njit(parallel=True, cache=True, fastmath=_FM)
-def _sdpa_bwd(q, k, v, probs, go, scale, dq, dk, dv):
-    BH, T, D = q.shape
-    S, Dv = v.shape[1], v.shape[2]
-    zero = q.dtype.type(0)
-    for b in prange(BH):
-        vt = np.empty((Dv, S), q.dtype)  # v[b]^T, so dprobs runs along contiguous j
+def _attn_softmax_backward(probs, dprobs, scale):
+    # dprobs (BH, T, S) -> dscores in place: probs * (dprobs - sum(dprobs * probs)) * scale
+    BH, T, S = probs.shape
+    for r in prange(BH * T):
+        b, i = np.int64(r) // T, np.int64(r) % T
+        dot = probs.dtype.type(0)
         for j in range(S):
-            for d in range(Dv):
-                vt[d, j] = v[b, j, d]
-        ds = np.empty(S, q.dtype)
-        for i in range(T):
-            p = probs[b, i]  # (S,)
-            jmax = S  # keys past the last nonzero probability (causal) contribute nothing
-            while jmax > 0 and p[jmax - 1] == zero:
-                jmax -= 1
-            dqi = dq[b, i]  # (d,)
-            dqi[:] = zero
-            if jmax == 0:
-                continue
-            ds[:jmax] = zero
-            for d in range(Dv):  # dprobs = grad_out @ v^T
-                g = go[b, i, d]
-                for j in range(jmax):
-                    ds[j] += g * vt[d, j]
-            dot = zero
-            for j in range(jmax):
-                dot += p[j] * ds[j]
-            for j in range(jmax):  # softmax backward, then the score scale
-                dsj = p[j] * (ds[j] - dot) * scale
-                pj = p[j]
-                for d in range(D):
-                    dqi[d] += dsj * k[b, j, d]
-                    dk[b, j, d] += dsj * q[b, i, d]
-                for d in range(Dv):
-                    dv[b, j, d] += pj * go[b, i, d]
+            dot += probs[b, i, j] * dprobs[b, i, j]
+        for j in range(S):
+            dprobs[b, i, j] = probs[b, i, j] * (dprobs[b, i, j] - dot) * scale
 
 
 def _heads(a):
@@ -256,7 +228,6 @@ def sdpa_forward(q, k, v, mask, is_causal, scale):
         scale = 1.0 / math.sqrt(q.shape[-1])
     lead, T, S = q.shape[:-2], q.shape[-2], k.shape[-2]
     q3, k3, v3 = _heads(q), _heads(np.asarray(k, dtype=dt)), _heads(np.asarray(v, dtype=dt))
-    BH = q3.shape[0]
     if mask is None:
         m3 = np.zeros((1, 1, 1), dt)
     else:
@@ -264,10 +235,12 @@ def sdpa_forward(q, k, v, mask, is_causal, scale):
         if add.ndim <= 2 or add.size == add.shape[-2] * add.shape[-1]:
             m3 = _c(np.broadcast_to(add.reshape(add.shape[-2:]), (T, S))).reshape(1, T, S)
         else:  # a mask that differs across batch or heads: one (T, S) slab per head
-            m3 = _c(np.broadcast_to(add, lead + (T, S))).reshape(BH, T, S)
-    out = np.empty((BH, T, v3.shape[-1]), dt)  # (BH, T, dv)
-    probs = np.empty((BH, T, S), dt)  # (BH, T, S)
-    _sdpa_fwd(q3, k3, v3, m3, mask is not None, bool(is_causal), dt.type(scale), out, probs)
+            m3 = _c(np.broadcast_to(add, lead + (T, S))).reshape(q3.shape[0], T, S)
+    # The two matmuls go to BLAS (np.matmul beat a hand-written Numba loop nest, see the
+    # module docstring); Numba fuses everything between them.
+    probs = np.matmul(q3, k3.transpose(0, 2, 1))  # (BH, T, S) scores, then probs in place
+    _attn_softmax(probs, m3, mask is not None, bool(is_causal), dt.type(scale))
+    out = np.matmul(probs, v3)  # (BH, T, dv)
     return out.reshape(lead + out.shape[1:]), probs.reshape(lead + (T, S))
 
 
@@ -281,10 +254,11 @@ def sdpa_backward(q, k, v, probs, grad_out, scale):
         scale = 1.0 / math.sqrt(q.shape[-1])
     q3, k3, v3 = _heads(q), _heads(np.asarray(k, dtype=dt)), _heads(np.asarray(v, dtype=dt))
     p3, g3 = _heads(np.asarray(probs, dtype=dt)), _heads(np.asarray(grad_out, dtype=dt))
-    dq = np.empty_like(q3)
-    dk = np.zeros_like(k3)  # accumulated over queries
-    dv = np.zeros_like(v3)
-    _sdpa_bwd(q3, k3, v3, p3, g3, dt.type(scale), dq, dk, dv)
+    dv = np.matmul(p3.transpose(0, 2, 1), g3)  # (BH, S, dv)
+    ds = np.matmul(g3, v3.transpose(0, 2, 1))  # (BH, T, S) dprobs, then dscores in place
+    _attn_softmax_backward(p3, ds, dt.type(scale))
+    dq = np.matmul(ds, k3)  # (BH, T, d)
+    dk = np.matmul(ds.transpose(0, 2, 1), q3)  # (BH, S, d)
     return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape)
 
 
@@ -374,64 +348,15 @@ def layer_norm_backward(grad, x, weight, mean, rstd):
 
 # ---------------------------------------------------------------------------------------------
 # cross entropy
+# cross_entropy_forward/backward: NumPy's SIMD exp beat Numba's scalar exp on (B*T, 65) logits
+# (0.6-0.9x at the medium shapes, benchmarks/kernels.py), so the reference serves both.
+cross_entropy_forward = reference.cross_entropy_forward
+cross_entropy_backward = reference.cross_entropy_backward
 
 
-@njit(parallel=True, cache=True, fastmath=_FM)
-def _ce_fwd(logits, targets, ignore_index, losses, lse):
-    N, C = logits.shape
-    zero = logits.dtype.type(0)
-    for r in prange(N):
-        m = logits[r, 0]
-        for c in range(1, C):
-            m = max(m, logits[r, c])
-        s = zero
-        for c in range(C):
-            s += np.exp(logits[r, c] - m)
-        lse[r] = m + np.log(s)
-        t = targets[r]
-        losses[r] = zero if t == ignore_index else lse[r] - logits[r, t]
-
-
-@njit(parallel=True, cache=True, fastmath=_FM)
-def _ce_bwd(logits, targets, lse, grad_losses, ignore_index, dlogits):
-    N, C = logits.shape
-    for r in prange(N):
-        t = targets[r]
-        if t == ignore_index:
-            dlogits[r, :] = logits.dtype.type(0)
-            continue
-        g, l = grad_losses[r], lse[r]
-        for c in range(C):
-            dlogits[r, c] = np.exp(logits[r, c] - l) * g
-        dlogits[r, t] -= g
-
-
-def _targets(targets):
-    return _c(np.asarray(targets, dtype=np.int64)).reshape(-1)
-
-
-def cross_entropy_forward(logits, targets, ignore_index):
-    """Per-row cross entropy of logits (N, C) against int targets (N,).
-
-    Returns (losses (N,), lse (N,)): loss = logsumexp(row) - row[target], 0 on rows whose
-    target is ignore_index, and the row logsumexp that the backward reuses. The caller checks
-    that the other targets are in range.
-    """
-    x = _rows(logits)
-    losses = np.empty(x.shape[0], x.dtype)
-    lse = np.empty(x.shape[0], x.dtype)
-    _ce_fwd(x, _targets(targets), int(ignore_index), losses, lse)
-    return losses, lse
-
-
-def cross_entropy_backward(logits, targets, lse, grad_losses, ignore_index):
-    """dL/dlogits = (softmax(logits) - onehot(target)) * grad_losses per row; 0 if ignored."""
-    x = _rows(logits)
-    dt, N = x.dtype, x.shape[0]
-    gl = _c(np.broadcast_to(np.asarray(grad_losses, dtype=dt), (N,)))
-    out = np.empty_like(x)
-    _ce_bwd(x, _targets(targets), _c(np.asarray(lse, dtype=dt)), gl, int(ignore_index), out)
-    return out
+def _ints(a):
+    """Integer indices as a flat C-contiguous int64 array (one compiled signature)."""
+    return _c(np.asarray(a, dtype=np.int64)).reshape(-1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -506,7 +431,7 @@ def embedding_backward(idx, grad, num_embeddings):
     """dL/dweight (num_embeddings, D): the rows of grad (..., D) summed by int idx (...)."""
     g2 = _rows(grad)
     dweight = np.zeros((num_embeddings, g2.shape[1]), g2.dtype)
-    _embedding_bwd(_targets(idx), g2, dweight)
+    _embedding_bwd(_ints(idx), g2, dweight)
     return dweight
 
 
@@ -514,15 +439,22 @@ def embedding_backward(idx, grad, num_embeddings):
 # optimizer
 
 
-@njit(cache=True, fastmath=_FM)
-def _adamw(p, g, m, v, decay, one_minus_b1, b2, one_minus_b2, step_size, bc2_sqrt, eps):
-    for i in range(p.size):
+def _adamw_loop(p, g, m, v, decay, one_minus_b1, b2, one_minus_b2, step_size, bc2_sqrt, eps):
+    for i in prange(p.size):
         gi = g[i]
         mi = m[i] + one_minus_b1 * (gi - m[i])  # torch's lerp(m, g, 1 - beta1)
         vi = v[i] * b2 + one_minus_b2 * gi * gi
         m[i] = mi
         v[i] = vi
         p[i] = p[i] * decay - step_size * (mi / (np.sqrt(vi) / bc2_sqrt + eps))
+
+
+# Threads pay only on big arrays; the many small ones (biases, LayerNorm) go serial, where a
+# parallel launch would cost more than the update. One call per array measured faster than
+# one call over a numba.typed.List of arrays (building the typed list costs more per step).
+_adamw_serial = njit(cache=True, fastmath=_FM)(_adamw_loop)
+_adamw_parallel = njit(parallel=True, cache=True, fastmath=_FM)(_adamw_loop)
+_ADAMW_PARALLEL_MIN = 1 << 16
 
 
 def adamw_step(params, grads, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps, weight_decay, step):
@@ -541,5 +473,6 @@ def adamw_step(params, grads, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps, weig
             continue
         f = p.dtype.type
         g1 = _c(np.asarray(g, dtype=p.dtype)).reshape(-1)
-        _adamw(p.reshape(-1), g1, m.reshape(-1), v.reshape(-1), f(1 - lr * weight_decay),
+        kernel = _adamw_parallel if p.size >= _ADAMW_PARALLEL_MIN else _adamw_serial
+        kernel(p.reshape(-1), g1, m.reshape(-1), v.reshape(-1), f(1 - lr * weight_decay),
                f(1 - beta1), f(beta2), f(1 - beta2), f(step_size), f(bc2_sqrt), f(eps))

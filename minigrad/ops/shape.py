@@ -16,6 +16,18 @@ def _shape_arg(shape):
     return tuple(int(s) for s in shape)
 
 
+class Identity(Function):
+    """Returns its input: gives a tensor a node of its own (e.g. to label it for study)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
 class Reshape(Function):
     @staticmethod
     def forward(ctx, x, shape):

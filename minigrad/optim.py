@@ -1,0 +1,283 @@
+"""Optimizers (SGD, Adam, AdamW), gradient clipping and nanoGPT's learning-rate schedule.
+
+The update formulas are exactly PyTorch's. Parameters are updated in place on `p.data`,
+keeping their dtype (float32 stays float32). Parameters whose `.grad` is None are skipped.
+
+An optimizer's `state_dict()` is a pair (arrays, meta): a flat dict name -> ndarray (the
+moment buffers, for safetensors) and a JSON-able dict of scalars (hyper-parameters per group,
+step counts), so a checkpoint needs no pickle.
+"""
+
+import math
+
+import numpy as np
+
+from minigrad.tensor import Tensor
+
+
+class Optimizer:
+    """Base class: holds `param_groups` and per-parameter `state`, as torch.optim.Optimizer.
+
+    params is an iterable of Parameters, or of dicts {"params": [...], **hyper-parameters}
+    whose missing hyper-parameters take the optimizer's defaults.
+    """
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.param_groups = []
+        # id(param) -> {"step": int, <state_arrays>: ndarray}; keyed by id because Tensor's
+        # == is elementwise.
+        self.state = {}
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, group):
+        """Add a dict {"params": [...], **hyper-parameters} (defaults fill the rest)."""
+        if not isinstance(group, dict) or "params" not in group:
+            raise TypeError(f"{type(self).__name__}: a param group is a dict with a 'params' "
+                            f"key, got {type(group).__name__}")
+        params = group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        for p in params:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{type(self).__name__}: can only optimize Tensors, "
+                                f"got {type(p).__name__}")
+            if not p.is_leaf:
+                raise ValueError(f"{type(self).__name__}: can't optimize a non-leaf tensor")
+            if id(p) in seen:
+                raise ValueError(f"{type(self).__name__}: a parameter appears in more than "
+                                 "one place in the param groups")
+            seen.add(id(p))
+        unknown = set(group) - set(self.defaults) - {"params"}
+        if unknown:
+            raise ValueError(f"{type(self).__name__}: unknown hyper-parameter(s) "
+                             f"{sorted(unknown)}; known: {sorted(self.defaults)}")
+        full = {**self.defaults, **group, "params": params}
+        self._check_hyper(full)
+        self.param_groups.append(full)
+
+    def _check_hyper(self, group):
+        for name in ("lr", "weight_decay", "momentum", "eps"):
+            if name in group and not group[name] >= 0.0:
+                raise ValueError(f"{type(self).__name__}: invalid {name} {group[name]} "
+                                 "(must be >= 0)")
+        if "betas" in group:
+            beta1, beta2 = group["betas"]
+            if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
+                raise ValueError(f"{type(self).__name__}: invalid betas {group['betas']} "
+                                 "(each must be in [0, 1))")
+
+    def _params(self):
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def zero_grad(self):
+        """Forget every parameter's gradient (set to None)."""
+        for p in self._params():
+            p.grad = None
+
+    def step(self):
+        """Update every parameter that has a gradient, once."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state.get(id(p))
+                if state is None:
+                    state = {"step": 0, **self._init_state(p, group)}
+                    self.state[id(p)] = state
+                state["step"] += 1
+                self._update(p.data, p.grad, state, group)
+
+    def _init_state(self, p, group):
+        """The per-parameter state arrays, name -> ndarray, created at its first step."""
+        return {}
+
+    def _update(self, p, g, state, group):
+        """Update the ndarray p in place from its gradient g (subclasses define it)."""
+        raise NotImplementedError(f"{type(self).__name__}: _update is not defined")
+
+    def state_dict(self):
+        """(arrays, meta): arrays maps "state.<i>.<name>" -> ndarray copy, where i is the
+        parameter's position across all groups; meta (JSON-able) holds each group's
+        hyper-parameters with its parameter indices, and each parameter's step count."""
+        arrays, steps, groups, index = {}, {}, [], 0
+        for group in self.param_groups:
+            indices = []
+            for p in group["params"]:
+                state = self.state.get(id(p))
+                if state is not None:
+                    steps[str(index)] = state["step"]
+                    for name, array in state.items():
+                        if name != "step":
+                            arrays[f"state.{index}.{name}"] = array.copy()
+                indices.append(index)
+                index += 1
+            hyper = {k: (list(v) if isinstance(v, tuple) else v)
+                     for k, v in group.items() if k != "params"}
+            groups.append({**hyper, "params": indices})
+        return arrays, {"param_groups": groups, "steps": steps}
+
+    def load_state_dict(self, arrays, meta):
+        """Restore what `state_dict` returned into an optimizer over the same parameters
+        (same groups, sizes and shapes); arrays are cast to each parameter's dtype."""
+        groups = meta["param_groups"]
+        sizes = [len(g["params"]) for g in self.param_groups]
+        if [len(g["params"]) for g in groups] != sizes:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the saved param groups "
+                             f"have sizes {[len(g['params']) for g in groups]}, this "
+                             f"optimizer's have {sizes}")
+        saved_arrays = {}  # parameter index -> {state name: array}
+        for key, value in arrays.items():
+            _, index, state_name = key.split(".", 2)
+            saved_arrays.setdefault(index, {})[state_name] = value
+        # The saved hyper-parameters, applied only once everything has been checked.
+        merged = [{k: tuple(v) if isinstance(v, list) else v
+                   for k, v in saved.items() if k != "params"} for saved in groups]
+        new_state, index = {}, 0
+        for group, hyper in zip(self.param_groups, merged, strict=True):
+            for p in group["params"]:
+                key, index = str(index), index + 1
+                if key not in meta["steps"]:
+                    continue
+                state = {"step": int(meta["steps"][key])}
+                expected = self._init_state(p, {**group, **hyper})
+                got = saved_arrays.get(key, {})
+                if set(got) != set(expected):
+                    raise ValueError(f"{type(self).__name__}.load_state_dict: parameter {key} "
+                                     f"has saved state {sorted(got)}, expected "
+                                     f"{sorted(expected)}")
+                for state_name, value in got.items():
+                    array = np.asarray(value.data if isinstance(value, Tensor) else value)
+                    if array.shape != p.shape:
+                        raise ValueError(f"{type(self).__name__}.load_state_dict: state.{key}."
+                                         f"{state_name} has shape {array.shape}, parameter "
+                                         f"{key} has shape {p.shape}")
+                    state[state_name] = array.astype(p.dtype, copy=True)
+                new_state[id(p)] = state
+        for group, hyper in zip(self.param_groups, merged, strict=True):
+            group.update(hyper)
+        self.state = new_state
+
+
+def _sgd_update(p, g, buf, lr, momentum, weight_decay, nesterov, first):
+    """One SGD step on ndarrays, in place on p (and on the momentum buffer buf)."""
+    if weight_decay:
+        g = g + weight_decay * p
+    if momentum:
+        if first:
+            buf[...] = g
+        else:
+            buf *= momentum
+            buf += g
+        g = g + momentum * buf if nesterov else buf
+    p -= lr * g
+
+
+def _adamw_update(p, g, m, v, lr, beta1, beta2, eps, wd, step):
+    """One Adam step with decoupled weight decay wd, on ndarrays, in place on p, m and v.
+
+    Adam (coupled L2 decay) is this with wd=0 and the decay already added to g.
+    """
+    if wd:
+        p *= 1.0 - lr * wd
+    m *= beta1
+    m += (1.0 - beta1) * g
+    v *= beta2
+    v += (1.0 - beta2) * (g * g)
+    bias_correction1 = 1.0 - beta1 ** step
+    bias_correction2 = 1.0 - beta2 ** step
+    denom = np.sqrt(v)
+    denom /= math.sqrt(bias_correction2)
+    denom += eps
+    p -= (lr / bias_correction1) * (m / denom)
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum, Nesterov momentum and L2 decay
+    (PyTorch's formulas, no dampening)."""
+
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
+        if nesterov and momentum <= 0:
+            raise ValueError("SGD: nesterov momentum requires momentum > 0")
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
+                                      nesterov=nesterov))
+
+    def _init_state(self, p, group):
+        return {"momentum_buffer": np.zeros_like(p.data)} if group["momentum"] else {}
+
+    def _update(self, p, g, state, group):
+        _sgd_update(p, g, state.get("momentum_buffer"), group["lr"], group["momentum"],
+                    group["weight_decay"], group["nesterov"], state["step"] == 1)
+
+
+class Adam(Optimizer):
+    """Adam with L2 weight decay added to the gradient (PyTorch's Adam)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay))
+
+    def _init_state(self, p, group):
+        return {"exp_avg": np.zeros_like(p.data), "exp_avg_sq": np.zeros_like(p.data)}
+
+    def _update(self, p, g, state, group):
+        if group["weight_decay"]:
+            g = g + group["weight_decay"] * p
+        beta1, beta2 = group["betas"]
+        _adamw_update(p, g, state["exp_avg"], state["exp_avg_sq"], group["lr"], beta1, beta2,
+                      group["eps"], 0.0, state["step"])
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (PyTorch's AdamW): every parameter given is decayed
+    by its group's weight_decay; put biases and norms in a group with weight_decay=0."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+    def _update(self, p, g, state, group):
+        beta1, beta2 = group["betas"]
+        _adamw_update(p, g, state["exp_avg"], state["exp_avg_sq"], group["lr"], beta1, beta2,
+                      group["eps"], group["weight_decay"], state["step"])
+
+
+def clip_grad_norm_(params, max_norm, eps=1e-6):
+    """Scale the gradients in place so that their global 2-norm is at most max_norm.
+
+    Returns the norm before clipping as a float (as torch.nn.utils.clip_grad_norm_).
+    Parameters without a gradient are ignored.
+    """
+    params = [params] if isinstance(params, Tensor) else list(params)
+    grads = [p.grad for p in params if p.grad is not None]
+    total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
+    coef = min(max_norm / (total + eps), 1.0)
+    if coef < 1.0:
+        for g in grads:
+            g *= coef
+    return total
+
+
+def lr_warmup_cosine(it, lr, min_lr, warmup_iters, lr_decay_iters):
+    """nanoGPT's get_lr: linear warmup to lr over warmup_iters, cosine decay to min_lr at
+    lr_decay_iters, then min_lr."""
+    if it < warmup_iters:
+        return lr * (it + 1) / (warmup_iters + 1)
+    # nanoGPT tests `it > lr_decay_iters`; at it == lr_decay_iters its cosine gives exactly
+    # min_lr too, and >= also avoids dividing by zero when lr_decay_iters == warmup_iters.
+    if it >= lr_decay_iters:
+        return min_lr
+    decay_ratio = (it - warmup_iters) / (lr_decay_iters - warmup_iters)
+    coeff = 0.5 * (1.0 + math.cos(math.pi * decay_ratio))
+    return min_lr + coeff * (lr - min_lr)
+
+
+def set_lr(optimizer, lr):
+    """Set the learning rate of every param group (call once per iteration with the
+    schedule's value)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
