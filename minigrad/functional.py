@@ -18,12 +18,19 @@ from minigrad.ops import *  # noqa: F403
 from minigrad.ops import __all__ as _ops_all
 from minigrad.ops import matmul, where
 from minigrad.ops import softmax as _softmax
+from minigrad.ops._util import broadcast_shapes
+from minigrad.ops.attention import ScaledDotProductAttention
+from minigrad.ops.embedding import Embedding
+from minigrad.ops.loss import CrossEntropy
+from minigrad.ops.matmul import Linear
+from minigrad.ops.norm import LayerNorm
 from minigrad.ops.shape import Identity
 from minigrad.tensor import Tensor
 
 __all__ = list(_ops_all) + [
     "linear", "layer_norm", "embedding", "dropout", "cross_entropy",
-    "scaled_dot_product_attention",
+    "scaled_dot_product_attention", "linear_composite", "layer_norm_composite",
+    "cross_entropy_composite", "attention_composite",
 ]
 
 
@@ -32,6 +39,11 @@ def linear(x, weight, bias=None):
     if x.shape[-1] != weight.shape[-1]:
         raise ValueError(f"linear: input of shape {x.shape} does not match weight of shape "
                          f"{weight.shape} ({x.shape[-1]} != {weight.shape[-1]} features)")
+    return Linear.apply(x, weight, bias)
+
+
+def linear_composite(x, weight, bias=None):
+    """linear op by op (transpose, matmul, add): the oracle for the fused Linear."""
     out = matmul(x, weight.transpose(0, 1))
     return out if bias is None else out + bias
 
@@ -42,6 +54,14 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     if tuple(x.shape[len(x.shape) - len(shape):]) != shape:
         raise ValueError(f"layer_norm: input of shape {x.shape} does not end with "
                          f"normalized_shape {shape}")
+    if len(shape) == 1:
+        return LayerNorm.apply(x, weight, bias, eps)
+    return layer_norm_composite(x, shape, weight, bias, eps)
+
+
+def layer_norm_composite(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """layer_norm op by op (mean, var, sqrt, ...): the oracle for the fused LayerNorm."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     axes = tuple(range(x.ndim - len(shape), x.ndim))
     mean = x.mean(axis=axes, keepdims=True)
     centered = x - mean
@@ -64,7 +84,7 @@ def embedding(idx, weight):
         bad = ids[(ids < 0) | (ids >= n)]
         raise IndexError(f"embedding: ids must be in [0, {n}), got {bad[:5].tolist()} "
                          f"(ids shape {ids.shape}, weight shape {weight.shape})")
-    return weight[ids]
+    return Embedding.apply(weight, ids)
 
 
 def dropout(x, p=0.5, training=True):
@@ -99,6 +119,14 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
         bad = t[valid & ((t < 0) | (t >= n_classes))]
         raise IndexError(f"cross_entropy: targets must be in [0, {n_classes}) or "
                          f"ignore_index={ignore_index}, got {bad[:5].tolist()}")
+    return CrossEntropy.apply(logits, t, ignore_index, reduction)
+
+
+def cross_entropy_composite(logits, targets, ignore_index=-100, reduction="mean"):
+    """cross_entropy op by op (log_softmax, pick, mean): the oracle for the fused op."""
+    t = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
+    n_classes = logits.shape[-1]
+    valid = t != ignore_index
     logp = logits.log_softmax(axis=-1).reshape(-1, n_classes)  # (N, C)
     flat_t = np.where(valid, t, 0).reshape(-1)
     picked = logp[np.arange(flat_t.size), flat_t].reshape(t.shape)
@@ -119,6 +147,28 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, dropo
     if k.shape[-1] != q.shape[-1] or k.shape[-2] != v.shape[-2]:
         raise ValueError(f"scaled_dot_product_attention: q {q.shape}, k {k.shape} and "
                          f"v {v.shape} do not fit (..., T, d), (..., S, d), (..., S, dv)")
+    mask = attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.dtype != bool:
+            mask = mask.astype(q.dtype, copy=False)
+        broadcast_shapes("scaled_dot_product_attention", mask.shape,
+                         q.shape[:-1] + (k.shape[-2],))
+    if is_study_mode() or dropout_p > 0.0:
+        return attention_composite(q, k, v, mask, is_causal, dropout_p)
+    lead = broadcast_shapes("scaled_dot_product_attention", q.shape[:-2], k.shape[:-2],
+                            v.shape[:-2])
+    # The kernel wants equal leading dims; the engine sums broadcast gradients back.
+    q, k, v = (t if t.shape[:-2] == lead else t.expand(*lead, *t.shape[-2:]) for t in (q, k, v))
+    return ScaledDotProductAttention.apply(q, k, v, mask, is_causal)
+
+
+def attention_composite(q, k, v, attn_mask=None, is_causal=False, dropout_p=0.0):
+    """Attention op by op, each step a labelled node: the oracle for the fused op.
+
+    This is what `study_mode()` runs, so that minigrad.viz can show the gradient reaching
+    q, k, v, the scores and the probabilities.
+    """
     if is_study_mode():
         # Separate labelled nodes so that minigrad.viz can show dL/dq, dL/dk and dL/dv.
         q, k, v = (label(Identity.apply(t), name) for t, name in ((q, "q"), (k, "k"), (v, "v")))
@@ -128,7 +178,7 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, dropo
     if is_causal:
         scores = scores.masked_fill(~np.tril(np.ones((T, S), dtype=bool)), -np.inf)
     if attn_mask is not None:
-        mask = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
+        mask = np.asarray(attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask)
         if mask.dtype == bool:
             scores = scores.masked_fill(~mask, -np.inf)
         else:

@@ -440,6 +440,15 @@ OPS = [
            in_namespaces=False),
     OpInfo("scaled_dot_product_attention", F.scaled_dot_product_attention, _torch_sdpa,
            _sdpa_samples, in_namespaces=False, gc_atol=1e-4),
+    # ----- the composites that stay as oracles of the fused ops above -----
+    OpInfo("linear_composite", F.linear_composite, TF.linear, _linear_samples,
+           in_namespaces=False),
+    OpInfo("layer_norm_composite", F.layer_norm_composite, _torch_layer_norm,
+           _layer_norm_samples, in_namespaces=False),
+    OpInfo("cross_entropy_composite", F.cross_entropy_composite, _torch_cross_entropy,
+           _cross_entropy_samples, in_namespaces=False),
+    OpInfo("attention_composite", F.attention_composite, _torch_sdpa, _sdpa_samples,
+           in_namespaces=False, gc_atol=1e-4),
 ]
 
 OPS_BY_NAME = {op.name: op for op in OPS}

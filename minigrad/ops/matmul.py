@@ -61,3 +61,26 @@ def matmul(a, b):
     if a.ndim == 1:
         out = out.squeeze(-2 if b.ndim > 1 else -1)
     return out
+
+
+class Linear(Function):
+    """x (..., in) @ weight (out, in)^T + bias (out,): three ops of the graph as one node."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        x2 = x.reshape(-1, x.shape[-1])  # (N, in)
+        ctx.save_for_backward(x2, weight)
+        ctx.shape = x.shape
+        out = K.matmul(x2, weight.T)  # (N, out)
+        if bias is not None:
+            out += bias
+        return out.reshape(*x.shape[:-1], weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad):
+        x2, weight = ctx.saved_tensors
+        g2 = grad.reshape(-1, grad.shape[-1])  # (N, out)
+        dx = K.matmul(g2, weight).reshape(ctx.shape) if ctx.needs_input_grad[0] else None
+        dweight = K.matmul(g2.T, x2) if ctx.needs_input_grad[1] else None
+        dbias = g2.sum(axis=0) if ctx.needs_input_grad[2] else None
+        return dx, dweight, dbias

@@ -1,0 +1,24 @@
+"""Scaled dot-product attention as one fused op: scores, mask, softmax and weighted sum.
+
+The composite in functional.py (`attention_composite`) computes the same thing op by op; it
+is the oracle in the tests and what `study_mode()` runs so each step has its own node.
+"""
+
+from minigrad.autograd import Function
+from minigrad.kernels import K
+
+
+class ScaledDotProductAttention(Function):
+    """softmax(q k^T / sqrt(d) + mask) v with q (..., T, d), k and v (..., S, d)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, mask, is_causal):
+        out, probs = K.sdpa_forward(q, k, v, mask, is_causal, None)  # (..., T, d), (..., T, S)
+        ctx.save_for_backward(q, k, v, probs)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, k, v, probs = ctx.saved_tensors
+        dq, dk, dv = K.sdpa_backward(q, k, v, probs, grad, None)
+        return dq, dk, dv, None, None

@@ -1,0 +1,361 @@
+"""Kernels: fast (Numba) against reference (NumPy), and both against PyTorch.
+
+Every kernel is checked on random shapes (the GPT's, size-1 dims) and on non-contiguous
+views, in float32 and float64, with the dtype preserved. Float64 comparisons with PyTorch are
+tight; float32 ones compare fast with reference at float32 rounding.
+"""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as tF
+
+from minigrad.kernels import fast, reference
+
+DTYPES = [np.float32, np.float64]
+TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-9, atol=1e-11)}
+
+
+def rnd(rng, shape, dtype, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+def noncontig(a):
+    """The same values as `a`, as a non-contiguous view (transposed storage)."""
+    v = np.ascontiguousarray(np.swapaxes(a, -1, -2)) if a.ndim >= 2 else np.repeat(a, 2)
+    v = np.swapaxes(v, -1, -2) if a.ndim >= 2 else v[::2]
+    assert not v.flags.c_contiguous or a.size <= 1 or min(a.shape[-2:]) == 1
+    np.testing.assert_array_equal(v, a)
+    return v
+
+
+def check(got, want, dtype):
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.dtype == dtype, (got.dtype, dtype)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    np.testing.assert_allclose(got, want, **TOL[dtype])
+
+
+def t64(a, grad=False):
+    return torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=grad)
+
+
+ROW_SHAPES = [(768, 65), (12, 4, 64, 64), (1, 1), (3, 1, 5), (7, 1)]
+
+
+# ---------------------------------------------------------------------------------------------
+# matmul, softmax family
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sa,sb", [((768, 128), (128, 384)), ((2, 4, 8, 3), (2, 4, 3, 8)),
+                                   ((1, 1), (1, 1))])
+def test_matmul(sa, sb, dtype):
+    rng = np.random.default_rng(0)
+    a, b = rnd(rng, sa, dtype), rnd(rng, sb, dtype)
+    check(fast.matmul(noncontig(a), b), reference.matmul(a, b), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", ROW_SHAPES)
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_family_fast_vs_reference(name, shape, dtype):
+    rng = np.random.default_rng(1)
+    x, g = rnd(rng, shape, dtype, 3.0), rnd(rng, shape, dtype)
+    fwd_f, fwd_r = getattr(fast, name), getattr(reference, name)
+    bwd_f, bwd_r = getattr(fast, name + "_backward"), getattr(reference, name + "_backward")
+    y = fwd_r(x)
+    check(fwd_f(x), y, dtype)
+    check(fwd_f(noncontig(x)), y, dtype)
+    check(bwd_f(y, g), bwd_r(y, g), dtype)
+    check(bwd_f(noncontig(y), noncontig(g)), bwd_r(y, g), dtype)
+
+
+@pytest.mark.parametrize("backend", [reference, fast])
+def test_softmax_family_vs_torch(backend):
+    rng = np.random.default_rng(2)
+    x, g = rnd(rng, (6, 9), np.float64, 3.0), rnd(rng, (6, 9), np.float64)
+    for name, tfn in [("softmax", torch.softmax), ("log_softmax", torch.log_softmax)]:
+        tx = t64(x, True)
+        ty = tfn(tx, -1)
+        ty.backward(t64(g))
+        y = getattr(backend, name)(x)
+        check(y, ty.detach().numpy(), np.float64)
+        check(getattr(backend, name + "_backward")(y, g), tx.grad.numpy(), np.float64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("backend", [reference, fast])
+def test_softmax_family_extremes(backend, dtype):
+    """Magnitude 1e4 stays finite; an all -inf row gives zeros / -inf and zero gradient."""
+    x = np.array([[1e4, -1e4, 0.0], [-np.inf, -np.inf, -np.inf], [2.0, -np.inf, 1.0]], dtype)
+    g = np.ones_like(x)
+    with np.errstate(all="raise"):  # the reference must not even warn
+        p = backend.softmax(x)
+        lp = backend.log_softmax(x)
+        dp = backend.softmax_backward(p, g)
+        dlp = backend.log_softmax_backward(lp, g)
+    for a in (p, lp, dp, dlp):
+        assert a.dtype == dtype and not np.isnan(a).any()
+    np.testing.assert_allclose(p[0], [1, 0, 0], atol=1e-12)
+    np.testing.assert_array_equal(p[1], 0)
+    assert p[2, 1] == 0
+    np.testing.assert_allclose(p.sum(-1), [1, 0, 1], rtol=1e-6)
+    assert np.isneginf(lp[1]).all() and np.isneginf(lp[2, 1])
+    np.testing.assert_allclose(lp[0], [0, -2e4, -1e4], rtol=1e-6)
+    np.testing.assert_array_equal(dp[1], 0)
+    np.testing.assert_array_equal(dlp[1], 0)
+    assert np.isfinite(dp).all() and np.isfinite(dlp).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# attention
+
+
+def _qkv(rng, lead, T, S, d, dtype):
+    return rnd(rng, lead + (T, d), dtype), rnd(rng, lead + (S, d), dtype), \
+        rnd(rng, lead + (S, d), dtype)
+
+
+MASKS = ["none", "causal", "bool", "additive", "bool_per_head", "causal_additive"]
+
+
+def _mask(rng, kind, lead, T, S, dtype):
+    """(mask, is_causal, torch attn_mask) for one kind of masking."""
+    if kind == "none":
+        return None, False, None
+    if kind == "causal":
+        return None, True, None
+    if kind == "bool":
+        m = rng.random((T, S)) > 0.3
+        m[0] = False  # one fully masked row
+        return m, False, torch.from_numpy(m)
+    if kind == "bool_per_head":
+        m = rng.random(lead + (T, S)) > 0.5
+        return m, False, torch.from_numpy(m)
+    m = rnd(rng, (T, S), dtype)
+    if kind == "additive":
+        m[1, 0] = -np.inf
+        return m, False, t64(m)
+    # causal + additive: torch takes one or the other, so fold the causal part into its mask
+    causal = np.where(np.tril(np.ones((T, S), bool)), 0, -np.inf)
+    return m, True, t64(m + causal)
+
+
+@pytest.mark.parametrize("kind", MASKS)
+@pytest.mark.parametrize("dims", [((2, 3), 5, 5, 4), ((1,), 1, 1, 1), ((2,), 4, 6, 3),
+                                  ((2, 2), 6, 4, 8)])
+def test_sdpa_vs_torch(dims, kind):
+    lead, T, S, d = dims
+    rng = np.random.default_rng(3)
+    q, k, v = _qkv(rng, lead, T, S, d, np.float64)
+    mask, is_causal, tmask = _mask(rng, kind, lead, T, S, np.float64)
+    go = rnd(rng, lead + (T, d), np.float64)
+    tq, tk, tv = t64(q, True), t64(k, True), t64(v, True)
+    tout = tF.scaled_dot_product_attention(tq, tk, tv, attn_mask=tmask, is_causal=is_causal)
+    # torch gives NaN on fully masked rows; ours gives zeros there (documented difference)
+    dead = np.isnan(tout.detach().numpy()).any(-1)
+    tout = torch.nan_to_num(tout)
+    tout.backward(t64(go) * t64(~dead[..., None]))
+    for backend in (reference, fast):
+        out, probs = backend.sdpa_forward(q, k, v, mask, is_causal, None)
+        check(out, tout.detach().numpy(), np.float64)
+        np.testing.assert_array_equal(out[dead], 0)
+        np.testing.assert_allclose(probs.sum(-1), np.where(dead, 0, 1), rtol=1e-12)
+        if is_causal:
+            assert (probs[..., np.triu_indices(T, 1, S)[0], np.triu_indices(T, 1, S)[1]] == 0).all()
+        dq, dk, dv = backend.sdpa_backward(q, k, v, probs, go * ~dead[..., None], None)
+        for got, want in [(dq, tq), (dk, tk), (dv, tv)]:
+            check(got, np.nan_to_num(want.grad.numpy()), np.float64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["none", "causal", "bool", "additive", "bool_per_head"])
+@pytest.mark.parametrize("dims", [((12, 4), 64, 64, 32), ((1, 1), 1, 3, 2), ((3, 2), 5, 5, 1)])
+def test_sdpa_fast_vs_reference(dims, kind, dtype):
+    lead, T, S, d = dims
+    rng = np.random.default_rng(4)
+    q, k, v = _qkv(rng, lead, T, S, d, dtype)
+    mask, is_causal, _ = _mask(rng, kind, lead, T, S, dtype)
+    go = rnd(rng, lead + (T, d), dtype)
+    out_r, p_r = reference.sdpa_forward(q, k, v, mask, is_causal, 0.3)
+    out_f, p_f = fast.sdpa_forward(noncontig(q), noncontig(k), v, mask, is_causal, 0.3)
+    check(out_f, out_r, dtype)
+    check(p_f, p_r, dtype)
+    grads_r = reference.sdpa_backward(q, k, v, p_r, go, 0.3)
+    grads_f = fast.sdpa_backward(q, noncontig(k), noncontig(v), noncontig(p_r), go, 0.3)
+    for got, want in zip(grads_f, grads_r, strict=True):
+        check(got, want, dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# layer norm
+
+
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("shape", [(4, 7, 16), (768, 128), (1, 1), (5, 1)])
+def test_layer_norm_vs_torch(shape, affine):
+    rng = np.random.default_rng(5)
+    C = shape[-1]
+    x, g = rnd(rng, shape, np.float64, 2.0) + 1.0, rnd(rng, shape, np.float64)
+    w, b = (rnd(rng, (C,), np.float64), rnd(rng, (C,), np.float64)) if affine else (None, None)
+    tx = t64(x, True)
+    tw, tb = (t64(w, True), t64(b, True)) if affine else (None, None)
+    ty = tF.layer_norm(tx, (C,), tw, tb, 1e-5)
+    ty.backward(t64(g))
+    for backend in (reference, fast):
+        y, mean, rstd = backend.layer_norm_forward(x, w, b, 1e-5)
+        check(y, ty.detach().numpy(), np.float64)
+        assert mean.shape == rstd.shape == shape[:-1] + (1,)
+        dx, dw, db = backend.layer_norm_backward(g, x, w, mean, rstd)
+        check(dx, tx.grad.numpy(), np.float64)
+        if affine:
+            check(dw, tw.grad.numpy(), np.float64)
+            check(db, tb.grad.numpy(), np.float64)
+        else:
+            assert dw is None
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(12, 64, 128), (3, 1, 7), (1, 1)])
+def test_layer_norm_fast_vs_reference(shape, dtype):
+    rng = np.random.default_rng(6)
+    C = shape[-1]
+    x, g = rnd(rng, shape, dtype), rnd(rng, shape, dtype)
+    w, b = rnd(rng, (C,), dtype), rnd(rng, (C,), dtype)
+    want = reference.layer_norm_forward(x, w, b, 1e-5)
+    got = fast.layer_norm_forward(noncontig(x), w, b[::-1][::-1], 1e-5)
+    for a, e in zip(got, want, strict=True):
+        check(a, e, dtype)
+    _, mean, rstd = want
+    got = fast.layer_norm_backward(noncontig(g), noncontig(x), w, mean, rstd)
+    for a, e in zip(got, reference.layer_norm_backward(g, x, w, mean, rstd), strict=True):
+        check(a, e, dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# cross entropy
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N,C", [(768, 65), (5, 3), (1, 1)])
+def test_cross_entropy(N, C, dtype):
+    rng = np.random.default_rng(7)
+    logits = rnd(rng, (N, C), dtype, 3.0)
+    targets = rng.integers(0, C, N)
+    targets[::3] = -100  # ignored rows
+    gl = rnd(rng, (N,), dtype)
+    tl = t64(logits, True)
+    tloss = tF.cross_entropy(tl, torch.from_numpy(targets), ignore_index=-100, reduction="none")
+    tloss.backward(t64(gl))
+    for backend in (reference, fast):
+        for lg in (logits, noncontig(logits)):
+            losses, lse = backend.cross_entropy_forward(lg, targets, -100)
+            check(losses, tloss.detach().numpy().astype(dtype), dtype)
+            check(lse, torch.logsumexp(t64(logits), -1).numpy().astype(dtype), dtype)
+            assert (losses[::3] == 0).all()
+            d = backend.cross_entropy_backward(lg, targets, lse, gl, -100)
+            check(d, tl.grad.numpy().astype(dtype), dtype)
+            assert (d[::3] == 0).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# GELU
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_vs_torch(approximate):
+    rng = np.random.default_rng(8)
+    x, g = rnd(rng, (4, 33), np.float64, 3.0), rnd(rng, (4, 33), np.float64)
+    tx = t64(x, True)
+    ty = tF.gelu(tx, approximate=approximate)
+    ty.backward(t64(g))
+    for backend in (reference, fast):
+        check(backend.gelu(x, approximate), ty.detach().numpy(), np.float64)
+        check(backend.gelu_backward(x, g, approximate), tx.grad.numpy(), np.float64)
+    with pytest.raises(ValueError, match="gelu"):
+        fast.gelu(x, "fast")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("shape", [(768, 512), (1,), (3, 1, 4)])
+def test_gelu_fast_vs_reference(shape, approximate, dtype):
+    rng = np.random.default_rng(9)
+    x, g = rnd(rng, shape, dtype, 3.0), rnd(rng, shape, dtype)
+    check(fast.gelu(noncontig(x), approximate), reference.gelu(x, approximate), dtype)
+    check(fast.gelu_backward(noncontig(x), noncontig(g), approximate),
+          reference.gelu_backward(x, g, approximate), dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# embedding
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("idx_shape,n", [((12, 64), 65), ((5,), 2), ((1, 1), 1)])
+def test_embedding_backward(idx_shape, n, dtype):
+    rng = np.random.default_rng(10)
+    D = 6
+    idx = rng.integers(0, n, idx_shape)
+    g = rnd(rng, idx_shape + (D,), dtype)
+    tw = t64(np.zeros((n, D)), True)
+    tF.embedding(torch.from_numpy(idx), tw).backward(t64(g))
+    for backend in (reference, fast):
+        check(backend.embedding_backward(idx, g, n), tw.grad.numpy().astype(dtype), dtype)
+    check(fast.embedding_backward(idx.T, noncontig(g.swapaxes(0, -2)).swapaxes(0, -2)
+                                  if len(idx_shape) == 2 else g, n)
+          if False else fast.embedding_backward(idx, noncontig(g), n),
+          reference.embedding_backward(idx, g, n), dtype)
+
+
+def test_embedding_backward_repeats_accumulate():
+    g = np.ones((4, 3), np.float32)
+    for backend in (reference, fast):
+        dw = backend.embedding_backward(np.array([2, 2, 0, 2]), g, 3)
+        np.testing.assert_array_equal(dw, [[1, 1, 1], [0, 0, 0], [3, 3, 3]])
+
+
+# ---------------------------------------------------------------------------------------------
+# AdamW
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adamw_vs_torch(dtype):
+    rng = np.random.default_rng(11)
+    shapes = [(65, 16), (16,), (300, 300), (1,)]  # (300, 300) takes the parallel kernel
+    hp = dict(lr=3e-3, beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1)
+    start = [rnd(rng, s, dtype) for s in shapes]
+    tparams = [torch.nn.Parameter(torch.tensor(p)) for p in start]
+    opt = torch.optim.AdamW(tparams, lr=hp["lr"], betas=(hp["beta1"], hp["beta2"]),
+                            eps=hp["eps"], weight_decay=hp["weight_decay"])
+    states = {b: ([p.copy() for p in start], [np.zeros_like(p) for p in start],
+                  [np.zeros_like(p) for p in start]) for b in ("reference", "fast")}
+    for step in range(1, 6):
+        grads = [rnd(rng, s, dtype) for s in shapes]
+        for tp, g in zip(tparams, grads, strict=True):
+            tp.grad = torch.tensor(g)
+        opt.step()
+        for name, (ps, ms, vs) in states.items():
+            gs = grads if name == "reference" else [noncontig(g) for g in grads]
+            assert getattr(fast if name == "fast" else reference, "adamw_step")(
+                ps, gs, ms, vs, step=step, **hp) is None
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-14)
+    for name, (ps, ms, vs) in states.items():
+        for p, m, v, tp in zip(ps, ms, vs, tparams, strict=True):
+            assert p.dtype == m.dtype == v.dtype == dtype, name
+            st = opt.state[tp]
+            np.testing.assert_allclose(p, tp.detach().numpy(), **tol, err_msg=name)
+            np.testing.assert_allclose(m, st["exp_avg"].numpy(), **tol, err_msg=name)
+            np.testing.assert_allclose(v, st["exp_avg_sq"].numpy(), **tol, err_msg=name)
+
+
+def test_adamw_noncontiguous_param_updates_in_place():
+    base = np.ones((4, 6), np.float64)
+    view = base[:, ::2]  # a non-contiguous parameter view is updated in place too
+    g = np.full(view.shape, 0.5)
+    m, v = np.zeros(view.shape), np.zeros(view.shape)
+    fast.adamw_step([view], [g], [m], [v], lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8,
+                    weight_decay=0.0, step=1)
+    np.testing.assert_allclose(base[:, ::2], 1 - 0.1, rtol=1e-6)
+    np.testing.assert_array_equal(base[:, 1::2], 1)
