@@ -18,16 +18,21 @@ import weakref
 
 import numpy as np
 
-_state = threading.local()
+
+class _State(threading.local):
+    """Per-thread switches (as PyTorch's grad mode); the class attributes are the defaults."""
+
+    grad_enabled = True
+    anomaly = False
+    study = False
 
 
-def _get(name, default):
-    return getattr(_state, name, default)
+_state = _State()
 
 
 def is_grad_enabled():
     """True unless inside `no_grad()`."""
-    return _get("grad_enabled", True)
+    return _state.grad_enabled
 
 
 class no_grad(contextlib.ContextDecorator):
@@ -58,7 +63,7 @@ class enable_grad(contextlib.ContextDecorator):
 
 def is_study_mode():
     """True inside `study_mode()`."""
-    return _get("study", False)
+    return _state.study
 
 
 class study_mode(contextlib.ContextDecorator):
@@ -92,7 +97,7 @@ class AnomalyError(FloatingPointError):
 
 def is_anomaly_enabled():
     """True inside `detect_anomaly()`."""
-    return _get("anomaly", False)
+    return _state.anomaly
 
 
 class detect_anomaly(contextlib.ContextDecorator):
@@ -140,18 +145,20 @@ class Node:
     to walk the graph, e.g. by `minigrad.viz`.
     """
 
+    # Class-level defaults keep the per-op cost of making a node low.
+    saved_tensors = ()
+    label = None
+    _inputs = ()
+    _out_ref = None
+    _out_shape = ()
+    _out_dtype = None
+    _hooks = ()
+    _freed = False
+    _created_at = None
+
     def __init__(self, fn, needs_input_grad):
         self._fn = fn
         self.needs_input_grad = needs_input_grad
-        self.saved_tensors = ()
-        self._inputs = ()
-        self._out_ref = None
-        self._out_shape = ()
-        self._out_dtype = None
-        self._hooks = []
-        self._freed = False
-        self._created_at = None
-        self.label = None
 
     @property
     def name(self):
@@ -185,6 +192,19 @@ class Node:
         return f"<{self.name}>" if self.label is None else f"<{self.name} '{self.label}'>"
 
 
+def _tensor_class():
+    # tensor.py imports this module, so the Tensor class is looked up on first use.
+    global _Tensor
+    if _Tensor is None:
+        from minigrad.tensor import Tensor
+
+        _Tensor = Tensor
+    return _Tensor
+
+
+_Tensor = None
+
+
 class Function:
     """Base class of every differentiable op. Subclasses define static forward/backward."""
 
@@ -199,18 +219,23 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         """Run the op on Tensors (or plain values) and record it in the graph if needed."""
-        from minigrad.tensor import Tensor
-
-        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        record = any(needs) and is_grad_enabled()
-        ctx = Node(cls, needs)
-        raw = [a.data if isinstance(a, Tensor) else a for a in args]
+        Tensor = _tensor_class()
+        raw = []
+        needs = []
+        for a in args:
+            if isinstance(a, Tensor):
+                raw.append(a.data)
+                needs.append(a._requires_grad)
+            else:
+                raw.append(a)
+                needs.append(False)
+        record = True in needs and _state.grad_enabled
+        ctx = Node(cls, tuple(needs))
         out = cls.forward(ctx, *raw, **kwargs)
         if not isinstance(out, np.ndarray):
             out = np.asarray(out)
         result = Tensor._from_op(out, record)
-        anomaly = is_anomaly_enabled()
-        if anomaly:
+        if _state.anomaly:
             ctx._created_at = _user_frame()
             _check_finite(out, cls.__name__, "forward", ctx._created_at)
         if record:
@@ -317,7 +342,7 @@ def backward(tensor, grad=None, retain_graph=False):
     if root is None:
         _accumulate_leaf(tensor, grad)
         return
-    anomaly = is_anomaly_enabled()
+    anomaly = _state.anomaly
     grads = {id(root): grad}
     for node in _topological_order(root):
         g = grads.pop(id(node), None)

@@ -102,7 +102,7 @@ class Tensor:
         if self.grad_fn is None:
             self._hooks.append(fn)
         else:
-            self.grad_fn._hooks.append(fn)
+            self.grad_fn._hooks = [*self.grad_fn._hooks, fn]
         return fn
 
     def detach(self):

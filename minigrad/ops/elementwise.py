@@ -285,9 +285,14 @@ class AsType(Function):
 
 # ----- public functions ------------------------------------------------------------------
 def _binary(fn, name, a, b):
-    a, b = operands(a, b)
-    broadcast_shapes(name, shape_of(a), shape_of(b))
-    return fn.apply(a, b)
+    if not (isinstance(a, Tensor) and isinstance(b, Tensor)):
+        a, b = operands(a, b)
+    try:
+        return fn.apply(a, b)
+    except ValueError:
+        # Name the op and the shapes instead of NumPy's broadcasting message.
+        broadcast_shapes(name, shape_of(a), shape_of(b))
+        raise
 
 
 def add(a, b):
