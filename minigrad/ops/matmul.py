@@ -1,5 +1,7 @@
 """Matrix multiplication with NumPy's rules: batch dims broadcast, 1-D operands promoted."""
 
+import math
+
 import numpy as np
 
 from minigrad.autograd import Function
@@ -16,7 +18,8 @@ class MatMul(Function):
         ctx.save_for_backward(a, b)
         if b.ndim == 2 and a.ndim > 2:
             # (B, T, k) @ (k, m) is one (B*T, k) @ (k, m) product: one BLAS call, not B.
-            return K.matmul(a.reshape(-1, a.shape[-1]), b).reshape(*a.shape[:-1], b.shape[-1])
+            rows = math.prod(a.shape[:-1])
+            return K.matmul(a.reshape(rows, a.shape[-1]), b).reshape(*a.shape[:-1], b.shape[-1])
         return K.matmul(a, b)
 
     @staticmethod
@@ -28,7 +31,8 @@ class MatMul(Function):
         if ctx.needs_input_grad[1]:
             if b.ndim == 2 and a.ndim > 2:
                 # Sum over the batch inside one product instead of B products then a sum.
-                db = K.matmul(a.reshape(-1, a.shape[-1]).T, grad.reshape(-1, grad.shape[-1]))
+                rows = math.prod(a.shape[:-1])
+                db = K.matmul(a.reshape(rows, a.shape[-1]).T, grad.reshape(rows, grad.shape[-1]))
             else:
                 db = K.matmul(np.swapaxes(a, -1, -2), grad)  # (..., k, m)
         return da, db
@@ -68,7 +72,7 @@ class Linear(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias):
-        x2 = x.reshape(-1, x.shape[-1])  # (N, in)
+        x2 = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])  # (N, in)
         ctx.save_for_backward(x2, weight)
         ctx.shape = x.shape
         out = K.matmul(x2, weight.T)  # (N, out)
@@ -79,7 +83,7 @@ class Linear(Function):
     @staticmethod
     def backward(ctx, grad):
         x2, weight = ctx.saved_tensors
-        g2 = grad.reshape(-1, grad.shape[-1])  # (N, out)
+        g2 = grad.reshape(x2.shape[0], grad.shape[-1])  # (N, out)
         dx = K.matmul(g2, weight).reshape(ctx.shape) if ctx.needs_input_grad[0] else None
         dweight = K.matmul(g2.T, x2) if ctx.needs_input_grad[1] else None
         dbias = g2.sum(axis=0) if ctx.needs_input_grad[2] else None

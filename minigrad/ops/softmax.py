@@ -52,6 +52,8 @@ def _check(op, x, axis):
 def softmax(x, axis=-1):
     """exp(x) / sum(exp(x)) along `axis`; a row of all -inf gives zeros."""
     x, axis = _check("softmax", x, axis)
+    if x.size == 0:
+        return x * 0  # nothing to normalise; keeps the graph and the dtype
     if x.ndim == 0:
         return Softmax.apply(x.reshape(1), 0).reshape(())
     return Softmax.apply(x, axis)
@@ -60,6 +62,8 @@ def softmax(x, axis=-1):
 def log_softmax(x, axis=-1):
     """x - logsumexp(x) along `axis`; a row of all -inf stays -inf with zero gradient."""
     x, axis = _check("log_softmax", x, axis)
+    if x.size == 0:
+        return x * 0
     if x.ndim == 0:
         return LogSoftmax.apply(x.reshape(1), 0).reshape(())
     return LogSoftmax.apply(x, axis)
