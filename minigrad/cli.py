@@ -1,0 +1,138 @@
+"""The `minigrad` command: `minigrad train`, `minigrad sample` (and `python -m minigrad`).
+
+Each subcommand is one `add_<name>_parser(subparsers)` function that declares its flags and
+sets `func`, the function that runs it and returns the exit status; adding a subcommand is
+one such function and one line in `build_parser`. User errors (a missing corpus or
+checkpoint, a bad setting) print one line on stderr and exit with status 2; Ctrl-C exits
+with status 130 (training saves its checkpoint first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+
+# Help for each TrainConfig field; the flags are these names with dashes (nanoGPT's names).
+_TRAIN_HELP = {
+    "data": "bundled corpus name ('shakespeare') or path to a UTF-8 text file",
+    "out_dir": "directory for ckpt/, best/, log.jsonl and loss.png",
+    "resume": "continue from OUT_DIR/ckpt (model settings come from the checkpoint)",
+    "block_size": "context length in characters",
+    "n_layer": "number of transformer blocks",
+    "n_head": "attention heads per block",
+    "n_embd": "embedding width (divisible by --n-head)",
+    "dropout": "dropout probability",
+    "pos_encoding": "learned position embeddings or the fixed sinusoidal table",
+    "max_iters": "number of optimizer steps",
+    "batch_size": "sequences per step",
+    "lr": "peak learning rate (AdamW)",
+    "min_lr": "learning rate at the end of the cosine decay",
+    "warmup_iters": "steps of linear warmup",
+    "lr_decay_iters": "step at which the cosine reaches --min-lr (default: --max-iters)",
+    "weight_decay": "AdamW weight decay on 2-D weights",
+    "beta1": "AdamW beta1",
+    "beta2": "AdamW beta2",
+    "grad_clip": "clip the global gradient norm to this (0 = off)",
+    "eval_interval": "evaluate and checkpoint every this many steps",
+    "eval_iters": "batches per split in each evaluation",
+    "log_interval": "refresh the progress bar every this many steps",
+    "seed": "random seed (init, batches, dropout)",
+    "progress": "show the progress bar",
+}
+_CHOICES = {"pos_encoding": ("learned", "sinusoidal")}
+
+
+def add_train_parser(subparsers):
+    """`minigrad train`: one flag per TrainConfig field."""
+    from models.train import TrainConfig
+
+    p = subparsers.add_parser(
+        "train", help="train the character GPT",
+        description="Train the character GPT (defaults: nanoGPT's CPU baby GPT on tiny "
+                    "Shakespeare, 2000 iterations).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "progress":
+            p.add_argument("--no-progress", dest="progress", action="store_false",
+                           help="hide the progress bar")
+        elif isinstance(f.default, bool):
+            p.add_argument(flag, action="store_true", help=_TRAIN_HELP[f.name])
+        else:
+            kind = int if f.default is None else type(f.default)
+            p.add_argument(flag, type=kind, default=f.default, choices=_CHOICES.get(f.name),
+                           help=_TRAIN_HELP[f.name])
+    p.set_defaults(func=run_train)
+
+
+def run_train(args):
+    """Run `minigrad train`; returns the exit status."""
+    from models.train import TrainConfig, train
+
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    s = train(cfg)
+    if s["interrupted"]:
+        print(f"interrupted at iter {s['iter']}: checkpoint saved to {cfg.out_dir}/ckpt "
+              "(continue with --resume)", file=sys.stderr)
+        return 130
+    losses = ("" if s["val_loss"] is None else
+              f"train loss {s['train_loss']:.4f}, val loss {s['val_loss']:.4f}, ")
+    print(f"done: {s['iter']} iters, {losses}best val {s['best_val_loss']:.4f}, "
+          f"{s['elapsed']:.1f} s, {s['tokens_per_sec']:,.0f} tokens/s; "
+          f"checkpoint in {cfg.out_dir}/ckpt")
+    return 0
+
+
+def add_sample_parser(subparsers):
+    """`minigrad sample`: generate text from a checkpoint."""
+    p = subparsers.add_parser(
+        "sample", help="generate text from a checkpoint",
+        description="Generate text from a trained checkpoint, printing as it goes.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--ckpt", default="out/ckpt", help="checkpoint directory")
+    p.add_argument("--prompt", default="\n", help="text to continue")
+    p.add_argument("--num-chars", type=int, default=500, help="characters to generate")
+    p.add_argument("--temperature", type=float, default=0.8,
+                   help="divide the logits by this (< 1: more conservative)")
+    p.add_argument("--top-k", type=int, default=None,
+                   help="sample among the k most likely characters only")
+    p.add_argument("--seed", type=int, default=1337, help="random seed")
+    p.set_defaults(func=run_sample)
+
+
+def run_sample(args):
+    """Run `minigrad sample`; returns the exit status."""
+    from models.sample import sample
+
+    sample(args.ckpt, args.prompt, args.num_chars, args.temperature, args.top_k, args.seed)
+    return 0
+
+
+def build_parser():
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="minigrad", description="minigrad: train and sample a character GPT.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_train_parser(subparsers)
+    add_sample_parser(subparsers)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the `minigrad` command; returns the exit status."""
+    from models.train import UserError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"minigrad {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
