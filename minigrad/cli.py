@@ -79,7 +79,8 @@ def run_train(args):
     losses = ("" if s["val_loss"] is None else
               f"train loss {s['train_loss']:.4f}, val loss {s['val_loss']:.4f}, ")
     print(f"done: {s['iter']} iters, {losses}best val {s['best_val_loss']:.4f}, "
-          f"{s['elapsed']:.1f} s, {s['tokens_per_sec']:,.0f} tokens/s; "
+          f"{s['elapsed']:.1f} s, {s['ms_per_iter']:.1f} ms/iter, "
+          f"{s['tokens_per_sec']:,.0f} tokens/s; "
           f"checkpoint in {cfg.out_dir}/ckpt")
     return 0
 

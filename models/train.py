@@ -317,8 +317,10 @@ def _setup(cfg):
 
 
 def train(cfg: TrainConfig):
-    """Run (or resume) training as configured; returns a summary dict (iter, train_loss,
-    val_loss, best_val_loss, elapsed, tokens_per_sec, interrupted)."""
+    """Run (or resume) training as configured; returns a summary dict: iter, train_loss and
+    val_loss (of the last evaluation), best_val_loss, elapsed (wall seconds, all sessions),
+    ms_per_iter and tokens_per_sec (training steps of this session, evaluations excluded),
+    interrupted."""
     model, optimizer, data, batch_rng, run = _setup(cfg)
     os.makedirs(cfg.out_dir, exist_ok=True)
     log_path = os.path.join(cfg.out_dir, "log.jsonl")
@@ -331,6 +333,7 @@ def train(cfg: TrainConfig):
     start_iter = it = run["iter"]
     t0 = time.perf_counter() - run["elapsed"]
     last = {}
+    eval_seconds = 0.0  # of this session, spent evaluating and saving
 
     def checkpoint(name):
         state = {
@@ -343,6 +346,8 @@ def train(cfg: TrainConfig):
         save_checkpoint(os.path.join(cfg.out_dir, name), model, optimizer, state)
 
     def evaluate():
+        nonlocal eval_seconds
+        eval_start = time.perf_counter()
         losses = estimate_loss(model, data, cfg, block_size, stop)
         if losses is None:
             return
@@ -360,6 +365,7 @@ def train(cfg: TrainConfig):
             run["best_val_loss"] = losses["val"]
             checkpoint("best")
         checkpoint("ckpt")
+        eval_seconds += time.perf_counter() - eval_start
 
     bar = tqdm(total=cfg.max_iters, initial=start_iter, disable=not cfg.progress,
                unit="it", dynamic_ncols=True)
@@ -395,11 +401,13 @@ def train(cfg: TrainConfig):
             checkpoint("ckpt")
     bar.close()
     elapsed = time.perf_counter() - t0
+    train_time = max(elapsed - run["elapsed"] - eval_seconds, 1e-9)
+    steps = it - start_iter
     return {
         "iter": it, "train_loss": last.get("train"), "val_loss": last.get("val"),
         "best_val_loss": run["best_val_loss"], "elapsed": elapsed,
-        "tokens_per_sec": (it - start_iter) * tokens_per_iter / max(elapsed - run["elapsed"],
-                                                                     1e-9),
+        "ms_per_iter": 1000 * train_time / max(steps, 1),
+        "tokens_per_sec": steps * tokens_per_iter / train_time,
         "interrupted": interrupted,
     }
 

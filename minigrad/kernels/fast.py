@@ -289,8 +289,36 @@ def _ints(a):
 # GELU (elementwise, flat, in parallel)
 
 
+# float32 erf: math.erf is a float64 libm call (about 10 ns an element), which made GELU the
+# slowest op of a training step. In float32 we use Numerical Recipes' erfc instead,
+# erfc(z) = t exp(-z^2 + P(t)) with t = 1 / (1 + z/2), relative error < 1.2e-7: float32's own
+# precision, and more accurate than PyTorch's float32 GELU. float64 keeps math.erf (exact).
+_ERFC = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807,
+         -1.13520398, 1.48851587, -0.82215223, 0.17087277)
+
+
+@njit(inline="always", fastmath=_FM)
+def _half_erfc_f32(z):
+    """0.5 * erfc(z) for z >= 0, in float32."""
+    c = np.float32
+    t = c(1) / (c(1) + c(0.5) * z)
+    p = c(_ERFC[9])
+    for j in range(8, -1, -1):
+        p = p * t + c(_ERFC[j])
+    return c(0.5) * t * math.exp(p - z * z)
+
+
+@njit(inline="always", fastmath=_FM)
+def _cdf(x, k_erf, fast_erf):
+    """Phi(x) = 0.5 (1 + erf(x / sqrt(2))): NR's erfc when fast_erf (float32), else math.erf."""
+    if fast_erf:
+        h = _half_erfc_f32(abs(x) * k_erf)
+        return np.float32(1) - h if x >= 0 else h
+    return 0.5 * (1.0 + math.erf(x * k_erf))
+
+
 @njit(parallel=True, cache=True, fastmath=_FM)
-def _gelu(x, use_tanh, out):
+def _gelu(x, use_tanh, fast_erf, out):
     f = x.dtype.type
     half, one, a = f(0.5), f(1), f(0.044715)
     k_tanh, k_erf = f(math.sqrt(2 / math.pi)), f(1 / math.sqrt(2))
@@ -299,11 +327,11 @@ def _gelu(x, use_tanh, out):
         if use_tanh:
             out[i] = half * xi * (one + np.tanh(k_tanh * (xi + a * xi * xi * xi)))
         else:
-            out[i] = half * xi * (one + math.erf(xi * k_erf))
+            out[i] = xi * _cdf(xi, k_erf, fast_erf)
 
 
 @njit(parallel=True, cache=True, fastmath=_FM)
-def _gelu_bwd(x, grad, use_tanh, out):
+def _gelu_bwd(x, grad, use_tanh, fast_erf, out):
     f = x.dtype.type
     half, one, a, a3 = f(0.5), f(1), f(0.044715), f(3 * 0.044715)
     k_tanh, k_erf = f(math.sqrt(2 / math.pi)), f(1 / math.sqrt(2))
@@ -315,9 +343,8 @@ def _gelu_bwd(x, grad, use_tanh, out):
             dinner = k_tanh * (one + a3 * xi * xi)
             out[i] = grad[i] * (half * (one + t) + half * xi * (one - t * t) * dinner)
         else:
-            cdf = half * (one + math.erf(xi * k_erf))
             pdf = np.exp(-half * xi * xi) * k_pdf
-            out[i] = grad[i] * (cdf + xi * pdf)
+            out[i] = grad[i] * (_cdf(xi, k_erf, fast_erf) + xi * pdf)
 
 
 def gelu(x, approximate):
@@ -325,7 +352,7 @@ def gelu(x, approximate):
     _check_approximate(approximate)
     x1 = _c(x).reshape(-1)
     out = np.empty_like(x1)
-    _gelu(x1, approximate == "tanh", out)
+    _gelu(x1, approximate == "tanh", x1.dtype == np.float32, out)
     return out.reshape(np.shape(x))
 
 
@@ -335,7 +362,7 @@ def gelu_backward(x, grad, approximate):
     x1 = _c(x).reshape(-1)
     g1 = _c(np.asarray(grad, dtype=x1.dtype)).reshape(-1)
     out = np.empty_like(x1)
-    _gelu_bwd(x1, g1, approximate == "tanh", out)
+    _gelu_bwd(x1, g1, approximate == "tanh", x1.dtype == np.float32, out)
     return out.reshape(np.shape(x))
 
 

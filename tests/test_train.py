@@ -1,0 +1,111 @@
+"""The training loop and its checkpoints: exact resume, atomic saves, loading elsewhere."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from models.data import load_text
+from models.train import (
+    TrainConfig,
+    UserError,
+    load_checkpoint,
+    model_from_checkpoint,
+    train,
+)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "tiny.txt"
+    path.write_text(load_text("shakespeare")[:20_000], encoding="utf-8")
+    return str(path)
+
+
+def tiny_config(corpus, out_dir, **overrides):
+    settings = dict(data=corpus, out_dir=str(out_dir), block_size=16, n_layer=2, n_head=2,
+                    n_embd=16, batch_size=4, max_iters=20, warmup_iters=5, eval_interval=10,
+                    eval_iters=2, progress=False, seed=7)
+    return TrainConfig(**{**settings, **overrides})
+
+
+def test_train_writes_log_and_checkpoints(corpus, tmp_path):
+    out = tmp_path / "out"
+    summary = train(tiny_config(corpus, out, max_iters=25))
+    assert summary["iter"] == 25 and not summary["interrupted"]
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["iter"] for r in records] == [0, 10, 20, 25]
+    for r in records:
+        assert set(r) == {"iter", "train_loss", "val_loss", "lr", "elapsed"}
+    assert records[-1]["val_loss"] < records[0]["val_loss"]
+    for name in ("ckpt", "best"):
+        assert sorted(os.listdir(out / name)) == ["config.json", "model.safetensors",
+                                                   "optimizer.safetensors"]
+    assert sorted(p for p in os.listdir(out) if p.startswith(".")) == []  # no temp dirs left
+    config, state, _ = load_checkpoint(out / "ckpt")
+    assert config["iter"] == 25 and config["train"]["max_iters"] == 25
+    assert config["best_val_loss"] == min(r["val_loss"] for r in records)
+    assert "transformer.h.1.attn.c_attn.weight" in state
+
+
+@pytest.mark.slow
+def test_resume_is_exact(corpus, tmp_path):
+    straight = tiny_config(corpus, tmp_path / "a", max_iters=100, lr_decay_iters=100,
+                           dropout=0.1)
+    train(straight)
+    half = tiny_config(corpus, tmp_path / "b", max_iters=50, lr_decay_iters=100, dropout=0.1)
+    train(half)
+    train(tiny_config(corpus, tmp_path / "b", max_iters=100, lr_decay_iters=100,
+                      dropout=0.1, resume=True))
+    _, a, (a_opt, a_meta) = load_checkpoint(tmp_path / "a" / "ckpt")
+    _, b, (b_opt, b_meta) = load_checkpoint(tmp_path / "b" / "ckpt")
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    for name in a_opt:
+        np.testing.assert_array_equal(a_opt[name], b_opt[name], err_msg=name)
+    assert a_meta == b_meta
+    log_b = [json.loads(x)["iter"] for x in (tmp_path / "b" / "log.jsonl").read_text().split()]
+    assert log_b == [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+
+
+def test_resume_without_checkpoint_is_a_user_error(corpus, tmp_path):
+    with pytest.raises(UserError, match="no checkpoint"):
+        train(tiny_config(corpus, tmp_path / "none", resume=True))
+
+
+def test_checkpoint_loads_in_a_fresh_process(corpus, tmp_path):
+    out = tmp_path / "out"
+    train(tiny_config(corpus, out, max_iters=5))
+    model, tokenizer = model_from_checkpoint(out / "ckpt")
+    ids = tokenizer.encode("First Citizen")[None, :]
+    logits, _ = model(ids)
+    script = (
+        "import sys, numpy as np\n"
+        "from models.train import model_from_checkpoint\n"
+        "model, tok = model_from_checkpoint(sys.argv[1])\n"
+        "logits, _ = model(tok.encode('First Citizen')[None, :])\n"
+        "np.save(sys.argv[2], logits.data)\n"
+    )
+    result = tmp_path / "logits.npy"
+    subprocess.run([sys.executable, "-c", script, str(out / "ckpt"), str(result)], check=True,
+                   cwd=ROOT)
+    np.testing.assert_array_equal(np.load(result, allow_pickle=False), logits.data)
+
+
+def test_interrupted_save_falls_back_to_old_and_mixed_files_are_refused(corpus, tmp_path):
+    out = tmp_path / "out"
+    train(tiny_config(corpus, out, max_iters=5))
+    # A crash between the two renames of a save leaves only <ckpt>.old.
+    os.rename(out / "ckpt", out / "ckpt.old")
+    config, _, _ = load_checkpoint(out / "ckpt")
+    assert config["iter"] == 5
+    # Files of two different saves (here best/ and ckpt/) are never mixed silently.
+    os.replace(out / "best" / "model.safetensors", out / "ckpt.old" / "model.safetensors")
+    with pytest.raises(ValueError, match="different saves"):
+        load_checkpoint(out / "ckpt")
