@@ -10,11 +10,12 @@ import torch.nn.functional as F
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, n_embd, n_head, bias):
+    def __init__(self, n_embd, n_head, bias, flash=False):
         super().__init__()
         self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
         self.n_head = n_head
+        self.flash = flash
 
     def forward(self, x):
         B, T, C = x.shape
@@ -22,6 +23,9 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        if self.flash:  # nanoGPT's fast path (benchmarks use it, in float32)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
         # Written out (not F.scaled_dot_product_attention) so that float64 works everywhere.
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))  # (B, nh, T, T)
         causal = torch.tril(torch.ones(T, T, dtype=torch.bool))
@@ -42,10 +46,10 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, n_embd, n_head, bias):
+    def __init__(self, n_embd, n_head, bias, flash=False):
         super().__init__()
         self.ln_1 = nn.LayerNorm(n_embd, bias=bias)
-        self.attn = CausalSelfAttention(n_embd, n_head, bias)
+        self.attn = CausalSelfAttention(n_embd, n_head, bias, flash)
         self.ln_2 = nn.LayerNorm(n_embd, bias=bias)
         self.mlp = MLP(n_embd, bias)
 
@@ -57,13 +61,13 @@ class Block(nn.Module):
 class TorchGPT(nn.Module):
     """nanoGPT's GPT (dropout 0): learned positions, pre-LN blocks, tied lm_head."""
 
-    def __init__(self, vocab_size, block_size, n_layer, n_head, n_embd, bias=True):
+    def __init__(self, vocab_size, block_size, n_layer, n_head, n_embd, bias=True, flash=False):
         super().__init__()
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(vocab_size, n_embd),
             wpe=nn.Embedding(block_size, n_embd),
             drop=nn.Dropout(0.0),
-            h=nn.ModuleList([Block(n_embd, n_head, bias) for _ in range(n_layer)]),
+            h=nn.ModuleList([Block(n_embd, n_head, bias, flash) for _ in range(n_layer)]),
             ln_f=nn.LayerNorm(n_embd, bias=bias),
         ))
         self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
