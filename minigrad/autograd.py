@@ -180,12 +180,16 @@ class Node:
         self.saved_tensors = arrays
 
     def _free(self):
-        # Drop everything forward stored for backward (attributes included) so that the
-        # activations of a step are released as soon as its backward is done.
+        # Drop everything forward stored for backward (attributes included), and the input
+        # tensors made by other ops (their arrays), so that the activations of a step are
+        # released as soon as its backward is done, even while the loss is still referenced.
+        # What remains is the graph's shape: op names, shapes and the leaves.
         kept = ("needs_input_grad", "label")
         for key in [k for k in vars(self) if not k.startswith("_") and k not in kept]:
             delattr(self, key)
         self.saved_tensors = ()
+        self._inputs = tuple(t if t is None or t.grad_fn is None else _FreedInput(t)
+                             for t in self._inputs)
         self._freed = True
 
     def __repr__(self):
@@ -203,6 +207,23 @@ def _tensor_class():
 
 
 _Tensor = None
+
+
+class _FreedInput:
+    """What a freed node keeps of an input made by another op: its node, shape and dtype."""
+
+    __slots__ = ("grad_fn", "shape", "dtype", "requires_grad", "grad")
+
+    def __init__(self, tensor):
+        self.grad_fn = tensor.grad_fn
+        self.shape = tensor.shape
+        self.dtype = tensor.dtype
+        self.requires_grad = tensor.requires_grad
+        self.grad = None
+
+    @property
+    def is_leaf(self):
+        return False
 
 
 class Function:
