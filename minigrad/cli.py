@@ -110,6 +110,27 @@ def run_sample(args):
     return 0
 
 
+def add_attention_parser(subparsers):
+    """`minigrad attention`: every layer's and head's attention map for a text."""
+    from minigrad.viz import attention_command
+
+    p = subparsers.add_parser(
+        "attention", help="draw or list a checkpoint's attention for a text",
+        description="Write a PNG grid of every layer's and head's attention map for TEXT "
+                    "(rows = layers, columns = heads, axes = its characters); with "
+                    "--position, list the positions that position attends to most in each "
+                    "head, with the score q.k/sqrt(d) and the weight.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--ckpt", default="out/ckpt", help="checkpoint directory")
+    p.add_argument("--text", required=True, help="the text to run through the model")
+    p.add_argument("--out", default=None, help="PNG to write (default attn.png when no "
+                   "--position is given)")
+    p.add_argument("--position", type=int, default=None,
+                   help="query position to explain (negative counts from the end)")
+    p.add_argument("--top", type=int, default=3, help="positions to list per head")
+    p.set_defaults(func=attention_command)
+
+
 def build_parser():
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -117,6 +138,7 @@ def build_parser():
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_train_parser(subparsers)
     add_sample_parser(subparsers)
+    add_attention_parser(subparsers)
     return parser
 
 
