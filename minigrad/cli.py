@@ -76,12 +76,13 @@ def run_train(args):
         print(f"interrupted at iter {s['iter']}: checkpoint saved to {cfg.out_dir}/ckpt "
               "(continue with --resume)", file=sys.stderr)
         return 130
-    losses = ("" if s["val_loss"] is None else
-              f"train loss {s['train_loss']:.4f}, val loss {s['val_loss']:.4f}, ")
-    print(f"done: {s['iter']} iters, {losses}best val {s['best_val_loss']:.4f}, "
-          f"{s['elapsed']:.1f} s, {s['ms_per_iter']:.1f} ms/iter, "
-          f"{s['tokens_per_sec']:,.0f} tokens/s; "
-          f"checkpoint in {cfg.out_dir}/ckpt")
+    parts = [f"done: {s['iter']} iters"]
+    if s["val_loss"] is not None:
+        parts.append(f"train loss {s['train_loss']:.4f}, val loss {s['val_loss']:.4f}")
+    parts.append(f"best val {s['best_val_loss']:.4f}, {s['elapsed']:.1f} s")
+    if s["ms_per_iter"] is not None:
+        parts.append(f"{s['ms_per_iter']:.1f} ms/iter, {s['tokens_per_sec']:,.0f} tokens/s")
+    print(", ".join(parts) + f"; checkpoint in {cfg.out_dir}/ckpt")
     return 0
 
 

@@ -653,15 +653,16 @@ def attention_report(maps, chars, position, top=3, batch=0):
                          f"(length {T})")
     t = position % T
     text = "".join(chars[:T])
-    lines = [f"query position {t} {_show(text[t])!r} in {text!r}",
+    lines = [f"query position {t} '{_show(text[t])}' in {text!r}",
              "(weight = softmax over positions 0..t of score = q.k / sqrt(head size))"]
     for layer, m in enumerate(maps):
         w = m["weights"][batch, :, t]  # (nh, T)
         s = m["scores"][batch, :, t]  # (nh, T)
         for head in range(w.shape[0]):
             best = np.argsort(-w[head], kind="stable")[:top]
-            parts = [f"{int(j):>3} {_show(text[j])!r:<5} score {s[head, j]:+7.3f} "
-                     f"weight {w[head, j]:.3f}" for j in best if w[head, j] > 0.0]
+            quoted = [f"'{_show(text[j])}'" for j in best]
+            parts = [f"{int(j):>3} {quote:<5} score {s[head, j]:+7.3f} weight {w[head, j]:.3f}"
+                     for j, quote in zip(best, quoted) if w[head, j] > 0.0]
             lines.append(f"layer {layer} head {head}: " + " | ".join(parts))
     return "\n".join(lines)
 

@@ -25,16 +25,59 @@ import os
 # cores). Set before Numba starts its thread pool; an explicit setting by the user wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 from minigrad.kernels import reference  # noqa: E402
 from minigrad.kernels.reference import _additive_mask, _check_approximate  # noqa: E402
 
-# matmul: NumPy's np.matmul already calls multithreaded BLAS per matrix; a Numba prange over
-# the batch calling np.dot was slower on the GPT shapes (benchmarks/kernels.py).
-matmul = reference.matmul
+# ---------------------------------------------------------------------------------------------
+# matmul: BLAS on one thread per call, large products split over minigrad's own threads.
+#
+# OpenBLAS's worker threads busy-wait for a long while after every call, so on a 2-core
+# machine they fight Numba's threads and any other busy process: a training step measured 3-6x
+# slower under load with NumPy's default threading. So BLAS runs single-threaded and a large
+# product is cut in pieces (batch entries, or rows) computed at once by a pool of threads that
+# sleep when idle; NumPy releases the GIL inside BLAS. (A Numba prange over the batch calling
+# np.dot was slower than BLAS itself.)
+
+threadpool_limits(1, user_api="blas")
+_THREADS = max(1, min(numba.config.NUMBA_NUM_THREADS, os.cpu_count() or 1))
+_POOL = ThreadPoolExecutor(_THREADS - 1, "minigrad-matmul") if _THREADS > 1 else None
+_MIN_SPLIT_FLOPS = 2e6  # below this, handing work to a thread costs more than it saves
+
+
+def _pieces(n):
+    bounds = np.linspace(0, n, _THREADS + 1).astype(int)
+    return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+
+
+def _split(a, b, out, lead):
+    """Argument triples (a, b, out) for np.matmul that cover `out` piece by piece."""
+    if lead and a.shape[:-2] == lead and b.shape[:-2] == lead and lead[0] >= _THREADS:
+        return [(a[s], b[s], out[s]) for s in _pieces(lead[0])]  # batch entries
+    if a.shape[:-2] == lead and a.shape[-2] >= 8 * _THREADS:
+        return [(a[..., s, :], b, out[..., s, :]) for s in _pieces(a.shape[-2])]  # rows
+    return None
+
+
+def matmul(a, b):
+    """a (..., n, k) @ b (..., k, m) -> (..., n, m), batch dims broadcast as NumPy's."""
+    lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    out = np.empty(lead + (a.shape[-2], b.shape[-1]), dtype=np.result_type(a.dtype, b.dtype))
+    flops = 2 * out.size * a.shape[-1]
+    parts = None if _POOL is None or flops < _MIN_SPLIT_FLOPS else _split(a, b, out, lead)
+    if parts is None:
+        return np.matmul(a, b, out=out)
+    pending = [_POOL.submit(np.matmul, *part) for part in parts[1:]]
+    np.matmul(*parts[0])
+    for job in pending:
+        job.result()
+    return out
 
 _FM = {"reassoc", "contract", "nsz", "arcp"}
 
@@ -164,9 +207,9 @@ def sdpa_forward(q, k, v, mask, is_causal, scale):
             m3 = _c(np.broadcast_to(add, lead + (T, S))).reshape(q3.shape[0], T, S)
     # The two matmuls go to BLAS (np.matmul beat a hand-written Numba loop nest, see the
     # module docstring); Numba fuses everything between them.
-    probs = np.matmul(q3, k3.transpose(0, 2, 1))  # (BH, T, S) scores, then probs in place
+    probs = matmul(q3, k3.transpose(0, 2, 1))  # (BH, T, S) scores, then probs in place
     _attn_softmax(probs, m3, mask is not None, bool(is_causal), dt.type(scale))
-    out = np.matmul(probs, v3)  # (BH, T, dv)
+    out = matmul(probs, v3)  # (BH, T, dv)
     return out.reshape(lead + out.shape[1:]), probs.reshape(lead + (T, S))
 
 
@@ -180,11 +223,11 @@ def sdpa_backward(q, k, v, probs, grad_out, scale):
         scale = 1.0 / math.sqrt(q.shape[-1])
     q3, k3, v3 = _heads(q), _heads(np.asarray(k, dtype=dt)), _heads(np.asarray(v, dtype=dt))
     p3, g3 = _heads(np.asarray(probs, dtype=dt)), _heads(np.asarray(grad_out, dtype=dt))
-    dv = np.matmul(p3.transpose(0, 2, 1), g3)  # (BH, S, dv)
-    ds = np.matmul(g3, v3.transpose(0, 2, 1))  # (BH, T, S) dprobs, then dscores in place
+    dv = matmul(p3.transpose(0, 2, 1), g3)  # (BH, S, dv)
+    ds = matmul(g3, v3.transpose(0, 2, 1))  # (BH, T, S) dprobs, then dscores in place
     _attn_softmax_backward(p3, ds, dt.type(scale))
-    dq = np.matmul(ds, k3)  # (BH, T, d)
-    dk = np.matmul(ds.transpose(0, 2, 1), q3)  # (BH, S, d)
+    dq = matmul(ds, k3)  # (BH, T, d)
+    dk = matmul(ds.transpose(0, 2, 1), q3)  # (BH, S, d)
     return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape)
 
 
