@@ -48,8 +48,14 @@ ROW_SHAPES = [(768, 65), (12, 4, 64, 64), (1, 1), (3, 1, 5), (7, 1)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("sa,sb", [((768, 128), (128, 384)), ((2, 4, 8, 3), (2, 4, 3, 8)),
-                                   ((1, 1), (1, 1))])
+@pytest.mark.parametrize("sa,sb", [
+    ((768, 128), (128, 384)),  # split by rows over the threads
+    ((12, 4, 64, 32), (12, 4, 32, 64)),  # split by batch entries
+    ((1, 4, 64, 32), (3, 1, 32, 64)),  # broadcast batch dims: split by rows
+    ((3, 1, 5, 64), (1, 4, 64, 900)),  # too few rows and a broadcast a: one BLAS call
+    ((2, 4, 8, 3), (2, 4, 3, 8)),
+    ((1, 1), (1, 1)),
+])
 def test_matmul(sa, sb, dtype):
     rng = np.random.default_rng(0)
     a, b = rnd(rng, sa, dtype), rnd(rng, sb, dtype)
