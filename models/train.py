@@ -42,9 +42,10 @@ OPTIMIZER_FILE = "optimizer.safetensors"
 CONFIG_FILE = "config.json"
 
 
-class UserError(Exception):
-    """A problem with what the user asked for (a missing corpus or checkpoint, a bad
-    setting): the command line prints it as one line and exits with status 2."""
+class UserError(ValueError):
+    """A problem with what the user asked for (a missing, unreadable or mixed-up corpus or
+    checkpoint, a bad setting): the command line prints it as one line and exits with
+    status 2."""
 
 
 @dataclass
@@ -145,8 +146,8 @@ def save_checkpoint(path, model, optimizer, state):
 
 def load_checkpoint(path):
     """Read a checkpoint directory: returns (config dict, model state_dict, optimizer
-    (arrays, meta)). Raises UserError if there is none, ValueError if its files do not
-    belong to one save."""
+    (arrays, meta)). Raises UserError if there is none, if a file is unreadable, or if
+    the files do not belong to one save."""
     path = os.path.abspath(path)
     if not os.path.isfile(os.path.join(path, CONFIG_FILE)):
         if os.path.isfile(os.path.join(path + ".old", CONFIG_FILE)):
@@ -154,18 +155,22 @@ def load_checkpoint(path):
         else:
             raise UserError(f"no checkpoint at {path} (expected {CONFIG_FILE}, "
                             f"{MODEL_FILE} and {OPTIMIZER_FILE} there)")
-    with open(os.path.join(path, CONFIG_FILE), encoding="utf-8") as f:
-        config = json.load(f)
-    if config.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: unknown checkpoint format_version "
-                         f"{config.get('format_version')!r} (expected {FORMAT_VERSION})")
-    files = [os.path.join(path, MODEL_FILE), os.path.join(path, OPTIMIZER_FILE)]
-    model_state, opt_arrays = (mg.load(f) for f in files)
-    metas = [mg.load_metadata(f) for f in files]
-    if any(m.get("checkpoint_id") != config["checkpoint_id"] for m in metas):
-        raise ValueError(f"{path}: the files belong to different saves (a save ran while "
-                         "reading); read it again")
-    return config, model_state, (opt_arrays, json.loads(metas[1]["optimizer"]))
+    try:
+        with open(os.path.join(path, CONFIG_FILE), encoding="utf-8") as f:
+            config = json.load(f)
+        if config.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"unknown format_version {config.get('format_version')!r} "
+                             f"(expected {FORMAT_VERSION})")
+        files = [os.path.join(path, MODEL_FILE), os.path.join(path, OPTIMIZER_FILE)]
+        model_state, opt_arrays = (mg.load(f) for f in files)
+        metas = [mg.load_metadata(f) for f in files]
+        opt_meta = json.loads(metas[1]["optimizer"])
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"{path}: not a readable checkpoint: {e}") from None
+    if any(m.get("checkpoint_id") != config.get("checkpoint_id") for m in metas):
+        raise UserError(f"{path}: the files belong to different saves (a save ran while "
+                        "reading); read it again")
+    return config, model_state, (opt_arrays, opt_meta)
 
 
 def model_from_checkpoint(path):
@@ -319,8 +324,8 @@ def _setup(cfg):
 def train(cfg: TrainConfig):
     """Run (or resume) training as configured; returns a summary dict: iter, train_loss and
     val_loss (of the last evaluation), best_val_loss, elapsed (wall seconds, all sessions),
-    ms_per_iter and tokens_per_sec (training steps of this session, evaluations excluded),
-    interrupted."""
+    ms_per_iter and tokens_per_sec (training steps of this session, evaluations excluded;
+    None without steps), interrupted."""
     model, optimizer, data, batch_rng, run = _setup(cfg)
     os.makedirs(cfg.out_dir, exist_ok=True)
     log_path = os.path.join(cfg.out_dir, "log.jsonl")
@@ -406,8 +411,8 @@ def train(cfg: TrainConfig):
     return {
         "iter": it, "train_loss": last.get("train"), "val_loss": last.get("val"),
         "best_val_loss": run["best_val_loss"], "elapsed": elapsed,
-        "ms_per_iter": 1000 * train_time / max(steps, 1),
-        "tokens_per_sec": steps * tokens_per_iter / train_time,
+        "ms_per_iter": 1000 * train_time / steps if steps else None,
+        "tokens_per_sec": steps * tokens_per_iter / train_time if steps else None,
         "interrupted": interrupted,
     }
 

@@ -95,6 +95,10 @@ def test_user_errors_exit_2_with_one_line(corpus, tmp_path):
     assert_user_error(run("train", "--data", corpus, "--n-embd", "10", "--n-head", "4"),
                       "divisible")
     assert_user_error(run("sample", "--ckpt", str(tmp_path / "nothing")), "no checkpoint")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{")
+    assert_user_error(run("sample", "--ckpt", str(tmp_path / "broken")),
+                      "not a readable checkpoint")
     assert_user_error(run("train", "--data", corpus, "--out-dir", str(tmp_path / "nothing"),
                           "--resume"), "no checkpoint")
 

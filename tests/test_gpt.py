@@ -111,7 +111,7 @@ def test_bad_inputs_raise_value_error_naming_the_limits():
     with pytest.raises(ValueError, match=r"sequence length 9 exceeds block_size 8"):
         model(np.zeros((1, 9), dtype=np.int64))
     with pytest.raises(ValueError, match=r"\[0, vocab_size=11\).*\[11\]"):
-        model(np.full((1, 4), 11))
+        model(np.array([[0, 11, 3]]))
     with pytest.raises(ValueError, match=r"-1"):
         model(np.full((1, 4), -1))
     with pytest.raises(ValueError, match="divisible"):

@@ -1,0 +1,90 @@
+"""Writing a new op: Swish (x * sigmoid(x), "SiLU"), from Function to gradcheck.
+
+An op is one `mg.Function` subclass with `forward(ctx, *arrays)` and `backward(ctx, grad)`
+side by side. forward gets ndarrays and saves what backward needs; backward gets dL/dy
+(the gradient at the output) and returns dL/dx, one gradient per forward input. Here:
+
+    y = x * s,  s = sigmoid(x)
+    dy/dx = s + x * s * (1 - s)          so   dL/dx = g * (s + x s (1 - s))
+
+Then: check it with finite differences (`mg.gradcheck`), compare with PyTorch's SiLU when
+PyTorch is installed, give `mg.viz.explain` its entry, and see the op_db row that puts it
+into the generic test suite (tests/op_db.py).
+
+    python examples/04_new_op_swish.py
+"""
+
+import argparse
+import sys
+
+import numpy as np
+
+import minigrad as mg
+from minigrad import viz
+
+
+class Swish(mg.Function):
+    """y = x * sigmoid(x)."""
+
+    @staticmethod
+    def forward(ctx, x):  # ndarrays in, ndarray out
+        s = 1.0 / (1.0 + np.exp(-x))
+        ctx.save_for_backward(x, s)  # both are needed by backward; y is not
+        return x * s
+
+    @staticmethod
+    def backward(ctx, grad):  # grad = dL/dy, same shape as y
+        x, s = ctx.saved_tensors
+        return grad * (s + x * s * (1.0 - s))
+
+
+def swish(x):
+    """The public function: what a Tensor method or `F.swish` would call."""
+    return Swish.apply(x)
+
+
+# The row that adds Swish to tests/op_db.py, where the generic tests run it forward and
+# backward against PyTorch, through gradcheck, in float32 and float64.
+OP_DB_ROW = '''OpInfo("swish", swish, torch.nn.functional.silu, unary_samples()),'''
+
+
+def main(argv=None):
+    """Build, check and explain Swish; returns 0."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--fast", action="store_true", help="(no effect: this one is fast)")
+    parser.add_argument("--out", default=None, help="(no files are written)")
+    parser.parse_args(argv)
+
+    x = mg.tensor([[-3.0, -1.0, 0.0], [0.5, 1.0, 4.0]], dtype=np.float64, requires_grad=True)
+    y = swish(x)
+    print("x =\n", x.data, "\nswish(x) =\n", y.data.round(4))
+    print("graph:", y.grad_fn, "; what it saved:")
+    print(viz.explain(y))  # no entry yet: explain shows the backward's source
+    y.sum().backward()
+    print("dL/dx for L = sum(swish(x)):\n", x.grad.round(4))
+
+    # Finite differences in float64: raises GradcheckError if backward is wrong.
+    ok = mg.gradcheck(Swish.apply, (mg.randn(3, 4, dtype=np.float64, requires_grad=True),))
+    print("gradcheck passed:", ok)
+
+    try:
+        import torch
+    except ImportError:
+        print("(PyTorch not installed: skipping the comparison with torch's SiLU)")
+    else:
+        xt = torch.tensor(x.data, requires_grad=True)
+        torch.nn.functional.silu(xt).sum().backward()
+        same = np.allclose(xt.grad.numpy(), x.grad, rtol=1e-12, atol=1e-14)
+        print("matches torch.nn.functional.silu forward and backward:",
+              same and np.allclose(torch.nn.functional.silu(xt).detach().numpy(), y.data))
+
+    viz.EXPLANATIONS["Swish"] = (
+        "y = x * sigmoid(x): the product rule on x and s = sigmoid(x).",
+        "dx = g * (s + x * s * (1 - s))", "the input x and s")
+    print("\nwith its explain entry:\n" + viz.explain(Swish))
+    print("\nto test it with every other op, add to tests/op_db.py:\n    " + OP_DB_ROW)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
