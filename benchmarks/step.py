@@ -145,8 +145,37 @@ def run_speed(config_name, rounds, steps, warmup):
 
 
 # ----- memory and cold start: each measured in a fresh process -----------------------------
+def _peak_rss_mb():
+    """This process's peak resident set size in MB.
+
+    VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over from the parent across
+    fork + exec, so a child of a large benchmark process would report the parent's size.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _child_train(framework, iters):
-    """Body of a child process: a short default-config training run, then print peak RSS."""
+    """Body of a child process: a training run of `iters` steps, then print peak RSS.
+
+    "cli" is `minigrad train` itself with its defaults (evaluation, loss plot, checkpoints)
+    but `iters` iterations; "minigrad" and "torch" run the bare steps of this benchmark.
+    """
+    if framework == "cli":
+        import tempfile
+
+        from models.train import TrainConfig, train
+
+        with tempfile.TemporaryDirectory() as out:
+            train(TrainConfig(out_dir=out, max_iters=iters, progress=False))
+        print(json.dumps({"framework": framework, "peak_rss_mb": round(_peak_rss_mb(), 1)}))
+        return
     config = CONFIGS["baby"]
     batches = _batches(config, iters)
     gpt, mg_opt = _minigrad_model(config)
@@ -159,8 +188,7 @@ def _child_train(framework, iters):
         del gpt, mg_opt
         for x, y in batches:
             _torch_step(model, opt, x, y)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"framework": framework, "peak_rss_mb": round(peak_mb, 1)}))
+    print(json.dumps({"framework": framework, "peak_rss_mb": round(_peak_rss_mb(), 1)}))
 
 
 def _run_child(*args):
@@ -171,10 +199,12 @@ def _run_child(*args):
 
 def run_memory(iters):
     """Peak RSS of a training run of `iters` steps, minigrad and torch, each in its process."""
-    print(f"peak RSS of a {iters}-step baby GPT training run (fresh process each):")
-    for framework in ("minigrad", "torch"):
+    print(f"peak RSS of {iters}-step baby GPT training runs (fresh process each):")
+    names = {"minigrad": "minigrad (steps)", "torch": "torch (steps)",
+             "cli": "minigrad train (defaults, with eval + checkpoints)"}
+    for framework in ("minigrad", "torch", "cli"):
         result = _run_child("--child-train", framework, "--steps", str(iters))
-        print(f"  {framework:9s} {result['peak_rss_mb']:8.1f} MB")
+        print(f"  {names[framework]:52s} {result['peak_rss_mb']:8.1f} MB")
 
 
 def run_cold_start():
@@ -205,7 +235,8 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--memory", action="store_true", help="also measure peak RSS")
     parser.add_argument("--cold", action="store_true", help="also measure cold start")
-    parser.add_argument("--child-train", choices=["minigrad", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--child-train", choices=["minigrad", "torch", "cli"],
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_train:
         _child_train(args.child_train, args.steps)
@@ -215,7 +246,7 @@ def main(argv=None):
           f"backend {mg.kernels.backend()}")
     run_speed(args.config, args.rounds, args.steps, args.warmup)
     if args.memory:
-        run_memory(200)
+        run_memory(250)
     if args.cold:
         run_cold_start()
 
