@@ -52,7 +52,8 @@ _MIN_SPLIT_FLOPS = 2e6  # below this, handing work to a thread costs more than i
 
 
 def _pieces(n):
-    bounds = np.linspace(0, n, _THREADS + 1).astype(int)
+    """`_THREADS` slices of nearly equal length that cover range(n)."""
+    bounds = [n * i // _THREADS for i in range(_THREADS + 1)]
     return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
 
 
