@@ -35,30 +35,32 @@ def is_grad_enabled():
     return _state.grad_enabled
 
 
-class no_grad(contextlib.ContextDecorator):
+class _Switch(contextlib.ContextDecorator):
+    """Set one per-thread switch for a block (or a decorated call), then restore it."""
+
+    switch = ""
+    value = True
+
+    def __enter__(self):
+        self._prev = getattr(_state, self.switch)
+        setattr(_state, self.switch, self.value)
+        return self
+
+    def __exit__(self, *exc):
+        setattr(_state, self.switch, self._prev)
+        return False
+
+
+class no_grad(_Switch):
     """Context manager and decorator: ops inside record no graph (as torch.no_grad)."""
 
-    def __enter__(self):
-        self._prev = is_grad_enabled()
-        _state.grad_enabled = False
-        return self
-
-    def __exit__(self, *exc):
-        _state.grad_enabled = self._prev
-        return False
+    switch, value = "grad_enabled", False
 
 
-class enable_grad(contextlib.ContextDecorator):
+class enable_grad(_Switch):
     """Context manager and decorator: record the graph again inside a `no_grad` block."""
 
-    def __enter__(self):
-        self._prev = is_grad_enabled()
-        _state.grad_enabled = True
-        return self
-
-    def __exit__(self, *exc):
-        _state.grad_enabled = self._prev
-        return False
+    switch, value = "grad_enabled", True
 
 
 def is_study_mode():
@@ -66,7 +68,7 @@ def is_study_mode():
     return _state.study
 
 
-class study_mode(contextlib.ContextDecorator):
+class study_mode(_Switch):
     """Build graphs for reading: fused ops run as their labelled composites.
 
     Inside it, `F.scaled_dot_product_attention` records q, k, v, scores, probabilities and
@@ -74,14 +76,7 @@ class study_mode(contextlib.ContextDecorator):
     can show the gradient of each. The numbers are the same either way.
     """
 
-    def __enter__(self):
-        self._prev = is_study_mode()
-        _state.study = True
-        return self
-
-    def __exit__(self, *exc):
-        _state.study = self._prev
-        return False
+    switch = "study"
 
 
 def label(tensor, text):
@@ -100,7 +95,7 @@ def is_anomaly_enabled():
     return _state.anomaly
 
 
-class detect_anomaly(contextlib.ContextDecorator):
+class detect_anomaly(_Switch):
     """Raise at the first op whose forward output or backward gradient holds NaN or Inf.
 
     The error names the op and shows where in user code the op was created, so a NaN is
@@ -108,14 +103,7 @@ class detect_anomaly(contextlib.ContextDecorator):
     normal mode (it checks every array and records a stack per op): use it to debug.
     """
 
-    def __enter__(self):
-        self._prev = is_anomaly_enabled()
-        _state.anomaly = True
-        return self
-
-    def __exit__(self, *exc):
-        _state.anomaly = self._prev
-        return False
+    switch = "anomaly"
 
 
 def _user_frame():

@@ -198,34 +198,28 @@ class GELU(Function):
 
 
 class Maximum(Function):
-    @staticmethod
-    def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
-        return np.maximum(a, b)
+    """Elementwise max (or min, with `np.minimum`): the larger input takes the gradient, and
+    on ties each takes half, as PyTorch."""
+
+    pick = staticmethod(np.maximum)
+
+    @classmethod
+    def forward(cls, ctx, a, b):
+        y = cls.pick(a, b)
+        ctx.save_for_backward(a, b, y)
+        return y
 
     @staticmethod
     def backward(ctx, grad):
-        a, b = ctx.saved_tensors
-        # The larger input takes the gradient; on ties each takes half, as PyTorch.
-        share = np.where(a == b, 0.5, (a > b).astype(grad.dtype))
+        a, b, y = ctx.saved_tensors
+        share = np.where(a == b, 0.5, (a == y).astype(grad.dtype))  # a's part of the gradient
         da = grad * share if ctx.needs_input_grad[0] else None
         db = grad * (1 - share) if ctx.needs_input_grad[1] else None
         return da, db
 
 
-class Minimum(Function):
-    @staticmethod
-    def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
-        return np.minimum(a, b)
-
-    @staticmethod
-    def backward(ctx, grad):
-        a, b = ctx.saved_tensors
-        share = np.where(a == b, 0.5, (a < b).astype(grad.dtype))
-        da = grad * share if ctx.needs_input_grad[0] else None
-        db = grad * (1 - share) if ctx.needs_input_grad[1] else None
-        return da, db
+class Minimum(Maximum):
+    pick = staticmethod(np.minimum)
 
 
 class Clip(Function):
