@@ -185,7 +185,6 @@ class GPT(nn.Module):
                   {"params": no_decay, "weight_decay": 0.0}]
         return optim.AdamW(groups, lr=learning_rate, betas=betas)
 
-    @mg.no_grad()
     def stream(self, idx, max_new_tokens, temperature=1.0, top_k=None):
         """Yield the next ids (B,) one step at a time: the generator behind `generate`,
         for callers that print as they go. See `generate` for the arguments."""
@@ -200,8 +199,11 @@ class GPT(nn.Module):
         k = None if top_k is None else min(int(top_k), self.config.vocab_size)
         rng = random.generator()
         for _ in range(max_new_tokens):
-            # Crop the context: the model has positions for block_size tokens only.
-            logits, _ = self(ids[:, -self.config.block_size:])
+            # Crop the context: the model has positions for block_size tokens only. no_grad
+            # around the forward only: a decorator would not cover a generator's body, and
+            # holding it across `yield` would switch gradients off in the caller's code too.
+            with mg.no_grad():
+                logits, _ = self(ids[:, -self.config.block_size:])
             logits = logits.data[:, -1, :].astype(np.float64) / temperature  # (B, vocab)
             if k is not None:
                 kth = np.partition(logits, -k, axis=-1)[:, -k:].min(axis=-1, keepdims=True)

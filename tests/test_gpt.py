@@ -193,3 +193,22 @@ def test_generate_is_seeded_and_respects_top_k():
         assert all(a[i, t] in top3[i] for i in range(4))
     with pytest.raises(ValueError, match="temperature"):
         model.generate(prompt, 1, temperature=0.0)
+
+
+def test_generate_builds_no_graph_and_leaves_grad_mode_alone():
+    model = tiny_gpt()
+    steps = model.stream(np.zeros((1, 1), dtype=np.int64), 3)
+    next(steps)
+    assert mg.is_grad_enabled()  # between steps, the caller's mode is untouched
+    logits, _ = model(np.zeros((1, 2), dtype=np.int64))
+    assert logits.requires_grad
+    calls = []
+    original = model.forward
+
+    def spy(idx, targets=None):
+        calls.append(mg.is_grad_enabled())
+        return original(idx, targets)
+
+    model.forward = spy
+    model.generate(np.zeros((1, 1), dtype=np.int64), 3)
+    assert calls == [False, False, False]
