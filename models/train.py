@@ -16,12 +16,14 @@ and a run of 50 resumed for 50 more end with identical weights.
 
 from __future__ import annotations
 
-import io
+import importlib.util
 import json
 import os
 import secrets
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass
 
@@ -30,7 +32,7 @@ from tqdm import tqdm
 
 import minigrad as mg
 from minigrad import optim, random
-from minigrad.serialization import atomic_write_bytes, atomic_write_text
+from minigrad.serialization import atomic_write_text
 from models.data import CharDataset, CharTokenizer, load_text
 from models.gpt import GPT, GPTConfig
 
@@ -199,27 +201,29 @@ def _write_log(path, records):
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
-def _plot_losses(path, records):
-    """Draw train and val loss against iteration to a PNG; skipped without matplotlib."""
-    try:
-        import matplotlib
+class _LossPlotter:
+    """Redraws OUT/loss.png after each evaluation in a child process (models.plot), so that
+    matplotlib stays out of the training process's memory; at most one child at a time."""
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    iters = [r["iter"] for r in records]
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    ax.plot(iters, [r["train_loss"] for r in records], marker="o", label="train")
-    ax.plot(iters, [r["val_loss"] for r in records], marker="o", label="val")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("cross-entropy loss (nats/char)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    def __init__(self):
+        self.available = importlib.util.find_spec("matplotlib") is not None
+        self.child = None
+
+    def update(self, log_path, png_path):
+        if not self.available:
+            return
+        self.close()
+        # The child finds this copy of the `models` package even when it is not installed.
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+        self.child = subprocess.Popen([sys.executable, "-m", "models.plot", log_path, png_path],
+                                      stdout=subprocess.DEVNULL, env={**os.environ,
+                                                                      "PYTHONPATH": path})
+
+    def close(self):
+        if self.child is not None:
+            self.child.wait()
+            self.child = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -364,7 +368,7 @@ def train(cfg: TrainConfig):
         log.append(record)
         logged.add(it)
         _write_log(log_path, log)
-        _plot_losses(os.path.join(cfg.out_dir, "loss.png"), log)
+        plotter.update(log_path, os.path.join(cfg.out_dir, "loss.png"))
         bar.write(f"iter {it}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
         if run["best_val_loss"] is None or losses["val"] < run["best_val_loss"]:
             run["best_val_loss"] = losses["val"]
@@ -372,6 +376,7 @@ def train(cfg: TrainConfig):
         checkpoint("ckpt")
         eval_seconds += time.perf_counter() - eval_start
 
+    plotter = _LossPlotter()
     bar = tqdm(total=cfg.max_iters, initial=start_iter, disable=not cfg.progress,
                unit="it", dynamic_ncols=True)
     window_start, window_iters = time.perf_counter(), 0
@@ -405,6 +410,7 @@ def train(cfg: TrainConfig):
         if interrupted:
             checkpoint("ckpt")
     bar.close()
+    plotter.close()
     elapsed = time.perf_counter() - t0
     train_time = max(elapsed - run["elapsed"] - eval_seconds, 1e-9)
     steps = it - start_iter
