@@ -80,9 +80,15 @@ class study_mode(_Switch):
 
 
 def label(tensor, text):
-    """Name the node that made `tensor` (shown by minigrad.viz); returns the tensor."""
+    """Name the node that made `tensor` (shown by minigrad.viz); returns the tensor.
+
+    In study mode the node also keeps the tensor alive, so that its values can be read
+    from the graph after the forward pass (e.g. the attention scores).
+    """
     if tensor.grad_fn is not None:
         tensor.grad_fn.label = text
+        if _state.study:
+            tensor.grad_fn._labelled = tensor
     return tensor
 
 
@@ -143,6 +149,7 @@ class Node:
     _hooks = ()
     _freed = False
     _created_at = None
+    _labelled = None
 
     def __init__(self, fn, needs_input_grad):
         self._fn = fn
@@ -168,16 +175,13 @@ class Node:
         self.saved_tensors = arrays
 
     def _free(self):
-        # Drop everything forward stored for backward (attributes included), and the input
-        # tensors made by other ops (their arrays), so that the activations of a step are
-        # released as soon as its backward is done, even while the loss is still referenced.
-        # What remains is the graph's shape: op names, shapes and the leaves.
+        # Drop everything forward stored for backward (attributes included), so that the
+        # activations of a step are released as soon as its backward is done, even while
+        # the loss is still referenced. What remains is the graph's shape.
         kept = ("needs_input_grad", "label")
         for key in [k for k in vars(self) if not k.startswith("_") and k not in kept]:
             delattr(self, key)
         self.saved_tensors = ()
-        self._inputs = tuple(t if t is None or t.grad_fn is None else _FreedInput(t)
-                             for t in self._inputs)
         self._freed = True
 
     def __repr__(self):
@@ -197,8 +201,12 @@ def _tensor_class():
 _Tensor = None
 
 
-class _FreedInput:
-    """What a freed node keeps of an input made by another op: its node, shape and dtype."""
+class _InputRef:
+    """What a node keeps of an input made by another op: its node, shape and dtype.
+
+    Not the tensor itself: its array would stay alive as long as the graph does, although
+    only the arrays an op saves for backward are needed (as in PyTorch's graph).
+    """
 
     __slots__ = ("grad_fn", "shape", "dtype", "requires_grad", "grad")
 
@@ -248,7 +256,9 @@ class Function:
             ctx._created_at = _user_frame()
             _check_finite(out, cls.__name__, "forward", ctx._created_at)
         if record:
-            ctx._inputs = tuple(a if isinstance(a, Tensor) else None for a in args)
+            ctx._inputs = tuple(
+                (a if a.grad_fn is None else _InputRef(a)) if isinstance(a, Tensor) else None
+                for a in args)
             ctx._out_ref = weakref.ref(result)
             ctx._out_shape = out.shape
             ctx._out_dtype = out.dtype
@@ -353,6 +363,7 @@ def backward(tensor, grad=None, retain_graph=False):
         return
     anomaly = _state.anomaly
     grads = {id(root): grad}
+    owned = set()
     for node in _topological_order(root):
         g = grads.pop(id(node), None)
         if g is None:
@@ -382,8 +393,12 @@ def backward(tensor, grad=None, retain_graph=False):
             parent = inp.grad_fn
             if parent is None:
                 _accumulate_leaf(inp, ig)
+            elif id(parent) in owned:
+                grads[id(parent)] += ig  # an array this loop made: add in place
             elif id(parent) in grads:
+                # The first gradient may be a view of an op's array: sum into a new one.
                 grads[id(parent)] = grads[id(parent)] + ig
+                owned.add(id(parent))
             else:
                 grads[id(parent)] = ig
         if not retain_graph:

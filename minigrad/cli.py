@@ -3,8 +3,10 @@
 Each subcommand is one `add_<name>_parser(subparsers)` function that declares its flags and
 sets `func`, the function that runs it and returns the exit status; adding a subcommand is
 one such function and one line in `build_parser`. User errors (a missing corpus or
-checkpoint, a bad setting) print one line on stderr and exit with status 2; Ctrl-C exits
-with status 130 (training saves its checkpoint first).
+checkpoint, a bad setting, an unwritable out-dir) print one line on stderr and exit with
+status 2; a training run whose loss becomes NaN or Inf stops with one line and status 3,
+keeping the last good checkpoint; Ctrl-C exits with status 130 (training saves its
+checkpoint first).
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ def add_train_parser(subparsers):
         "train", help="train the character GPT",
         description="Train the character GPT (defaults: nanoGPT's CPU baby GPT on tiny "
                     "Shakespeare, 2000 iterations).",
+        epilog="exit status: 0 done; 2 bad input (corpus, settings, checkpoint, out-dir); "
+               "3 the loss became NaN or Inf (training stops, the last good checkpoint "
+               "is kept); 130 interrupted with Ctrl-C (checkpoint saved first).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -145,7 +150,7 @@ def build_parser():
 
 def main(argv=None):
     """Entry point of the `minigrad` command; returns the exit status."""
-    from models.train import UserError
+    from models.train import NonFiniteLossError, UserError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -157,6 +162,9 @@ def main(argv=None):
     except UserError as e:
         print(f"minigrad {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except NonFiniteLossError as e:
+        print(f"minigrad {args.command}: error: {e}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130

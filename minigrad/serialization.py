@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["save", "load", "load_metadata", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["save", "load", "load_metadata", "atomic_write_bytes", "atomic_write_text",
+           "fsync_directory"]
 
 # The dtypes `save` accepts: the ones PyTorch and NumPy both read without surprises.
 _SAVE_DTYPES = {
@@ -90,7 +91,7 @@ def _open_temp_beside(path: str) -> tuple[int, str]:
     raise FileExistsError(f"cannot write {path!r}: could not find a free temporary file name")
 
 
-def _fsync_directory(directory: str) -> None:
+def fsync_directory(directory: str) -> None:
     """Flush a directory entry to disk so that a finished rename survives a power cut.
 
     Best effort: some platforms (Windows) and filesystems cannot open or fsync a
@@ -135,7 +136,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         except OSError:
             pass
         raise
-    _fsync_directory(os.path.dirname(path))
+    fsync_directory(os.path.dirname(path))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> None:
