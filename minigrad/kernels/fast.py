@@ -29,7 +29,8 @@ from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
-from numba import njit, prange  # noqa: E402
+from numba import njit, prange, types  # noqa: E402
+from numba.extending import overload  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from minigrad.kernels import reference  # noqa: E402
@@ -102,12 +103,127 @@ def _rows(x):
 
 
 # ---------------------------------------------------------------------------------------------
+# exp without libm, so that loops over it vectorise
+#
+# Numba turns math.exp / np.exp into a call to the scalar libm exp per element, which keeps
+# LLVM from vectorising the loop around it. Every exp in softmax, cross-entropy and GELU is
+# of a number <= 0 (x - max, -z^2), so in float32 it is computed with multiplies, adds and
+# selects only: 2^y with y = x log2(e) split as n + f; 2^f by a degree-6 polynomial (least
+# squares on [0, 1], relative error < 1e-7) and 2^n by multiplying the powers 2^-1, 2^-2,
+# ..., 2^-64 that the bits of -n select. float64 keeps math.exp.
+
+_EXP2_COEFS = tuple(float(c) for c in np.polynomial.polynomial.polyfit(
+    (1 - np.cos(np.pi * (np.arange(200) + 0.5) / 200)) / 2,  # Chebyshev nodes on [0, 1]
+    2.0 ** ((1 - np.cos(np.pi * (np.arange(200) + 0.5) / 200)) / 2), 6))
+
+@njit(inline="always", fastmath=_FM)
+def _exp_nonpositive_f32(x):
+    """exp(x) for x <= 0 in float32 (x below -87 gives about 1e-38)."""
+    c = np.float32
+    e = _EXP2_COEFS
+    y = x * c(1.4426950408889634)  # log2(e)
+    underflow = y < c(-126.0)  # below float32's normal range (and exp(-inf)): exactly 0
+    y = y if not underflow else c(-126.0)
+    n = math.floor(y)
+    f = y - n
+    p = c(e[6])
+    p = p * f + c(e[5])
+    p = p * f + c(e[4])
+    p = p * f + c(e[3])
+    p = p * f + c(e[2])
+    p = p * f + c(e[1])
+    p = p * f + c(e[0])
+    m = np.int32(-n)  # 2^n = 2^-m, m in [0, 126]: one factor per set bit of m
+    p = p * (c(2.0**-1) if m & 1 else c(1))
+    p = p * (c(2.0**-2) if m & 2 else c(1))
+    p = p * (c(2.0**-4) if m & 4 else c(1))
+    p = p * (c(2.0**-8) if m & 8 else c(1))
+    p = p * (c(2.0**-16) if m & 16 else c(1))
+    p = p * (c(2.0**-32) if m & 32 else c(1))
+    p = p * (c(2.0**-64) if m & 64 else c(1))
+    return p if not underflow else c(0)
+
+
+def _exp_nonpositive(x):
+    """exp(x) for x <= 0: the vectorisable version in float32, math.exp otherwise."""
+    return math.exp(x)
+
+
+@overload(_exp_nonpositive, jit_options={"fastmath": _FM}, inline="always")
+def _exp_nonpositive_overload(x):
+    if x == types.float32:
+        return lambda x: _exp_nonpositive_f32(x)
+    return lambda x: math.exp(x)
+
+
+# ---------------------------------------------------------------------------------------------
 # softmax family (rows in parallel)
-# softmax, log_softmax, log_softmax_backward: NumPy's SIMD exp (Numba calls the scalar libm exp)
-# makes the reference as fast or faster at the baby shapes (0.7-1.3x, noisy), so it serves them.
-softmax = reference.softmax
-log_softmax = reference.log_softmax
-log_softmax_backward = reference.log_softmax_backward
+@njit(parallel=True, cache=True, fastmath=_FM)
+def _softmax_rows(x, out, take_log):
+    # x (N, C) -> softmax (or log-softmax) rows; a row of all -inf gives 0 (or -inf)
+    N, C = x.shape
+    zero = x.dtype.type(0)
+    for r in prange(N):
+        m = x[r, 0]
+        for c in range(1, C):
+            m = max(m, x[r, c])
+        if m == -np.inf:
+            out[r, :] = -np.inf if take_log else zero
+            continue
+        s = zero
+        for c in range(C):
+            e = _exp_nonpositive(x[r, c] - m)
+            out[r, c] = e
+            s += e
+        if take_log:
+            lse = m + math.log(s)
+            for c in range(C):
+                out[r, c] = x[r, c] - lse
+        else:
+            inv = x.dtype.type(1) / s
+            for c in range(C):
+                out[r, c] *= inv
+
+
+def softmax(x):
+    """Softmax over the last axis; a row that is entirely -inf becomes all zeros."""
+    x2 = _rows(x)
+    out = np.empty_like(x2)
+    _softmax_rows(x2, out, False)
+    return out.reshape(np.shape(x))
+
+
+def log_softmax(x):
+    """Log-softmax over the last axis; a row that is entirely -inf stays -inf."""
+    x2 = _rows(x)
+    out = np.empty_like(x2)
+    _softmax_rows(x2, out, True)
+    return out.reshape(np.shape(x))
+
+
+@njit(parallel=True, cache=True, fastmath=_FM)
+def _log_softmax_backward_rows(y, grad, out):
+    N, C = y.shape
+    for r in prange(N):
+        m = y[r, 0]
+        for c in range(1, C):
+            m = max(m, y[r, c])
+        if m == -np.inf:
+            out[r, :] = 0  # a dead row (all -inf): zero gradient, never NaN
+            continue
+        total = y.dtype.type(0)
+        for c in range(C):
+            total += grad[r, c]
+        for c in range(C):
+            out[r, c] = grad[r, c] - _exp_nonpositive(y[r, c]) * total
+
+
+def log_softmax_backward(y, grad):
+    """dL/dx from the log-softmax output y: grad - softmax * sum(grad); zero on -inf rows."""
+    y2, g2 = _rows(y), _rows(np.asarray(grad, dtype=y.dtype))
+    out = np.empty_like(y2)
+    _log_softmax_backward_rows(y2, g2, out)
+    return out.reshape(y.shape)
 
 
 @njit(parallel=True, cache=True, fastmath=_FM)
@@ -156,7 +272,7 @@ def _attn_softmax(scores, mask, has_mask, is_causal, scale):
             continue
         s = zero
         for j in range(jmax):
-            e = np.exp(row[j] - m)
+            e = _exp_nonpositive(row[j] - m)
             row[j] = e
             s += e
         inv = one / s
@@ -320,8 +436,54 @@ def layer_norm_backward(grad, x, weight, mean, rstd):
 # cross entropy
 # cross_entropy_forward/backward: NumPy's SIMD exp beat Numba's scalar exp on (B*T, 65) logits
 # (0.6-0.9x at the medium shapes, benchmarks/kernels.py), so the reference serves both.
-cross_entropy_forward = reference.cross_entropy_forward
-cross_entropy_backward = reference.cross_entropy_backward
+@njit(parallel=True, cache=True, fastmath=_FM)
+def _cross_entropy_rows(logits, targets, ignore_index, losses, lse):
+    # One pass per row: max, logsumexp, and the loss of the target class.
+    N, C = logits.shape
+    for r in prange(N):
+        m = logits[r, 0]
+        for c in range(1, C):
+            m = max(m, logits[r, c])
+        s = logits.dtype.type(0)
+        for c in range(C):
+            s += _exp_nonpositive(logits[r, c] - m)
+        lse[r] = m + math.log(s)
+        t = targets[r]
+        losses[r] = 0 if t == ignore_index else lse[r] - logits[r, t]
+
+
+@njit(parallel=True, cache=True, fastmath=_FM)
+def _cross_entropy_bwd_rows(logits, targets, lse, grad_losses, ignore_index, out):
+    N, C = logits.shape
+    for r in prange(N):
+        t = targets[r]
+        if t == ignore_index:
+            out[r, :] = 0
+            continue
+        g = grad_losses[r]
+        for c in range(C):
+            out[r, c] = _exp_nonpositive(logits[r, c] - lse[r]) * g
+        out[r, t] -= g
+
+
+def cross_entropy_forward(logits, targets, ignore_index):
+    """Per-row cross entropy of logits (N, C) against int targets (N,): (losses, lse)."""
+    x = _rows(logits)
+    t = _ints(targets)
+    losses = np.empty(x.shape[0], dtype=x.dtype)
+    lse = np.empty(x.shape[0], dtype=x.dtype)
+    _cross_entropy_rows(x, t, ignore_index, losses, lse)
+    return losses, lse
+
+
+def cross_entropy_backward(logits, targets, lse, grad_losses, ignore_index):
+    """dL/dlogits = (softmax(logits) - onehot(target)) * grad_losses per row; 0 if ignored."""
+    x = _rows(logits)
+    g = _c(np.broadcast_to(np.asarray(grad_losses, dtype=x.dtype), (x.shape[0],)))
+    out = np.empty_like(x)
+    _cross_entropy_bwd_rows(x, _ints(targets), _c(np.asarray(lse, dtype=x.dtype)), g,
+                            ignore_index, out)
+    return out
 
 
 def _ints(a):
@@ -333,47 +495,13 @@ def _ints(a):
 # GELU (elementwise, flat, in parallel)
 
 
-# float32 GELU without libm. math.erf and math.exp are scalar libm calls (about 10 ns an
-# element for erf), which made GELU the slowest op of a training step. In float32 both are
-# computed from multiplies, adds and selects only, so that LLVM vectorises the loop:
-# - exp(x) for x <= 0: 2^y with y = x log2(e) split as n + f; 2^f by a degree-6 polynomial
-#   (least squares on [0, 1], relative error < 1e-7) and 2^n by multiplying the powers
-#   2^-1, 2^-2, ..., 2^-64 that the bits of -n select;
-# - erfc(z) for z >= 0: Numerical Recipes' erfcc, t exp(-z^2 + P(t)) with t = 1 / (1 + z/2),
-#   relative error < 1.2e-7.
-# Together: GELU within 2.5e-7 of exact (PyTorch's float32 GELU: 1.1e-6). float64 keeps
-# math.erf and math.exp (exact), since float64 is for gradient checks.
-_EXP2_COEFS = tuple(float(c) for c in np.polynomial.polynomial.polyfit(
-    (1 - np.cos(np.pi * (np.arange(200) + 0.5) / 200)) / 2,  # Chebyshev nodes on [0, 1]
-    2.0 ** ((1 - np.cos(np.pi * (np.arange(200) + 0.5) / 200)) / 2), 6))
+# float32 GELU without libm. math.erf is a scalar libm call (about 10 ns an element), which
+# made GELU the slowest op of a training step. In float32, erfc(z) for z >= 0 is Numerical
+# Recipes' erfcc, t exp(-z^2 + P(t)) with t = 1 / (1 + z/2), relative error < 1.2e-7, with
+# the vectorisable exp above: GELU within 2.5e-7 of exact (PyTorch's float32 GELU: 1.1e-6).
+# float64 keeps math.erf and math.exp (exact), since float64 is for gradient checks.
 _ERFC_COEFS = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807,
                -1.13520398, 1.48851587, -0.82215223, 0.17087277)
-
-
-@njit(inline="always", fastmath=_FM)
-def _exp_nonpositive_f32(x):
-    """exp(x) for x <= 0 in float32 (x below -87 gives about 1e-38)."""
-    c = np.float32
-    e = _EXP2_COEFS
-    y = x * c(1.4426950408889634)  # log2(e)
-    y = y if y > c(-126.0) else c(-126.0)
-    n = math.floor(y)
-    f = y - n
-    p = c(e[6])
-    p = p * f + c(e[5])
-    p = p * f + c(e[4])
-    p = p * f + c(e[3])
-    p = p * f + c(e[2])
-    p = p * f + c(e[1])
-    p = p * f + c(e[0])
-    m = np.int32(-n)  # 2^n = 2^-m, m in [0, 126]: one factor per set bit of m
-    p = p * (c(2.0**-1) if m & 1 else c(1))
-    p = p * (c(2.0**-2) if m & 2 else c(1))
-    p = p * (c(2.0**-4) if m & 4 else c(1))
-    p = p * (c(2.0**-8) if m & 8 else c(1))
-    p = p * (c(2.0**-16) if m & 16 else c(1))
-    p = p * (c(2.0**-32) if m & 32 else c(1))
-    return p * (c(2.0**-64) if m & 64 else c(1))
 
 
 @njit(inline="always", fastmath=_FM)
