@@ -227,11 +227,13 @@ class Function:
 
     @staticmethod
     def forward(ctx, *args):
-        raise NotImplementedError("a Function subclass defines forward(ctx, *arrays)")
+        """Compute the output ndarray from the input ndarrays (every subclass defines it)."""
+        raise TypeError("a Function subclass must define forward(ctx, *arrays)")
 
     @staticmethod
     def backward(ctx, grad):
-        raise NotImplementedError("a Function subclass defines backward(ctx, grad)")
+        """Return one gradient per forward input, None where no gradient is needed."""
+        raise TypeError("a Function subclass must define backward(ctx, grad)")
 
     @classmethod
     def apply(cls, *args, **kwargs):

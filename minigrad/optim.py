@@ -99,7 +99,7 @@ class Optimizer:
 
     def _update(self, p, g, state, group):
         """Update the ndarray p in place from its gradient g (subclasses define it)."""
-        raise NotImplementedError(f"{type(self).__name__}: _update is not defined")
+        raise TypeError(f"{type(self).__name__}: an Optimizer subclass must define _update()")
 
     def state_dict(self):
         """(arrays, meta): arrays maps "state.<i>.<name>" -> ndarray copy, where i is the

@@ -441,7 +441,7 @@ def test_parameter_and_registration_rules():
 
     with pytest.raises(RuntimeError, match="super"):
         Forgot()
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(TypeError, match="must define forward"):
         nn.Module()(1)
 
 

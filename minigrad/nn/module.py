@@ -318,7 +318,7 @@ class Module:
     # ----- calling and printing -------------------------------------------------------
     def forward(self, *args, **kwargs):
         """The computation; every subclass defines it."""
-        raise NotImplementedError(f"{type(self).__name__}: forward() is not defined")
+        raise TypeError(f"{type(self).__name__}: a Module subclass must define forward()")
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
