@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from minigrad.kernels import K
 from minigrad.tensor import Tensor
 
 
@@ -181,20 +182,10 @@ def _sgd_update(p, g, buf, lr, momentum, weight_decay, nesterov, first):
 def _adamw_update(p, g, m, v, lr, beta1, beta2, eps, wd, step):
     """One Adam step with decoupled weight decay wd, on ndarrays, in place on p, m and v.
 
-    Adam (coupled L2 decay) is this with wd=0 and the decay already added to g.
+    Adam (coupled L2 decay) is this with wd=0 and the decay already added to g. The math is
+    kernels/reference.py's adamw_step (PyTorch's formula); the numba backend fuses it.
     """
-    if wd:
-        p *= 1.0 - lr * wd
-    m *= beta1
-    m += (1.0 - beta1) * g
-    v *= beta2
-    v += (1.0 - beta2) * (g * g)
-    bias_correction1 = 1.0 - beta1 ** step
-    bias_correction2 = 1.0 - beta2 ** step
-    denom = np.sqrt(v)
-    denom /= math.sqrt(bias_correction2)
-    denom += eps
-    p -= (lr / bias_correction1) * (m / denom)
+    K.adamw_step((p,), (g,), (m,), (v,), lr, beta1, beta2, eps, wd, step)
 
 
 class SGD(Optimizer):

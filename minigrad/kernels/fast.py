@@ -628,8 +628,42 @@ def embedding_backward(idx, grad, num_embeddings):
 
 
 # ---------------------------------------------------------------------------------------------
-# optimizer
-# adamw_step: one fused Numba pass per array (serial for small arrays, prange for big ones)
-# measured 0.97x / 1.10x against the NumPy reference at the baby / medium GPT: no clear win, and
-# the whole update is memory-bound, so the reference serves it.
-adamw_step = reference.adamw_step
+# optimizer: one pass over each parameter's four arrays, in place (NumPy makes ~10 passes)
+
+
+@njit(cache=True, fastmath=_FM)
+def _adamw_serial(p, g, m, v, decay, b1, b2, step_size, inv_bc2_sqrt, eps):
+    for i in range(p.size):
+        gi = g[i]
+        mi = b1 * m[i] + (1 - b1) * gi
+        vi = b2 * v[i] + (1 - b2) * gi * gi
+        m[i] = mi
+        v[i] = vi
+        p[i] = p[i] * decay - step_size * mi / (math.sqrt(vi) * inv_bc2_sqrt + eps)
+
+
+@njit(parallel=True, cache=True, fastmath=_FM)
+def _adamw_parallel(p, g, m, v, decay, b1, b2, step_size, inv_bc2_sqrt, eps):
+    for i in prange(p.size):
+        gi = g[i]
+        mi = b1 * m[i] + (1 - b1) * gi
+        vi = b2 * v[i] + (1 - b2) * gi * gi
+        m[i] = mi
+        v[i] = vi
+        p[i] = p[i] * decay - step_size * mi / (math.sqrt(vi) * inv_bc2_sqrt + eps)
+
+
+_PARALLEL_MIN = 1 << 16  # smaller arrays (biases, norms) do not repay a parallel launch
+
+
+def adamw_step(params, grads, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps, weight_decay, step):
+    """One in-place AdamW update of lists of arrays, exactly PyTorch's formula. Returns None."""
+    for p, g, m, v in zip(params, grads, exp_avgs, exp_avg_sqs, strict=True):
+        if not (p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous):
+            reference.adamw_step([p], [g], [m], [v], lr, beta1, beta2, eps, weight_decay, step)
+            continue
+        f = p.dtype.type
+        kernel = _adamw_parallel if p.size >= _PARALLEL_MIN else _adamw_serial
+        kernel(p.reshape(-1), _c(np.asarray(g, dtype=p.dtype)).reshape(-1), m.reshape(-1),
+               v.reshape(-1), f(1 - lr * weight_decay), f(beta1), f(beta2),
+               f(lr / (1 - beta1**step)), f(1 / math.sqrt(1 - beta2**step)), f(eps))
