@@ -10,11 +10,16 @@ batch x heads over the cores with `prange`.
 (and let LLVM vectorise reductions), but not 'nnan'/'ninf', since -inf is a real value here
 (masks, dead softmax rows).
 
-A kernel that did not beat its NumPy reference on the GPT shapes (see benchmarks/kernels.py)
-is re-exported from reference.py instead, with a comment saying why. Attention keeps its two
-matmuls in BLAS: a fully fused Numba loop nest (scores, softmax and weighted sum in one
-kernel) lost to np.matmul at the medium shapes (0.7-0.9x); BLAS around one fused Numba pass
-for scale + mask + softmax (and softmax backward + scale) wins at both shapes.
+Three choices shape the speed (benchmarks/kernels.py measures each kernel against its
+reference and PyTorch):
+- matmul stays in BLAS, single-threaded per call, with large products split over a small
+  pool of minigrad's own threads (OpenBLAS's spinning workers fought Numba's threads);
+- exp is computed without libm in float32 (`_exp_nonpositive_f32`), so the softmax,
+  cross-entropy and GELU loops vectorise;
+- attention keeps its two matmuls in BLAS around one fused Numba pass for scale + mask +
+  softmax (and softmax backward + scale): a fully fused Numba loop nest lost to BLAS at the
+  medium shapes (0.7-0.9x).
+A kernel that does not beat its NumPy reference on the GPT shapes is not kept here.
 """
 
 import math
