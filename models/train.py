@@ -16,6 +16,8 @@ and a run of 50 resumed for 50 more end with identical weights.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib.util
 import json
 import os
@@ -24,6 +26,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 
@@ -32,22 +35,32 @@ from tqdm import tqdm
 
 import minigrad as mg
 from minigrad import optim, random
-from minigrad.serialization import atomic_write_text
+from minigrad.serialization import atomic_write_text, fsync_directory
 from models.data import CharDataset, CharTokenizer, load_text
 from models.gpt import GPT, GPTConfig
 
-__all__ = ["TrainConfig", "UserError", "load_checkpoint", "save_checkpoint", "train"]
+__all__ = ["NonFiniteLossError", "TrainConfig", "UserError", "load_checkpoint",
+           "model_from_checkpoint", "save_checkpoint", "train"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: config.json records the sha256 of both tensor files
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 CONFIG_FILE = "config.json"
+# What config.json must hold: save_checkpoint's own keys and what a model needs; and what
+# train() adds, which resuming needs.
+_CONFIG_KEYS = ("format_version", "checkpoint_id", "sha256", "model", "vocab")
+_RESUME_KEYS = ("iter", "best_val_loss", "elapsed", "rng")
 
 
 class UserError(ValueError):
     """A problem with what the user asked for (a missing, unreadable or mixed-up corpus or
     checkpoint, a bad setting): the command line prints it as one line and exits with
     status 2."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss (or the weights) became NaN or infinite: training stopped without saving the
+    bad state, so the last good checkpoint is intact; the command line exits with status 3."""
 
 
 @dataclass
@@ -107,11 +120,17 @@ class TrainConfig:
 # ---------------------------------------------------------------------------------------
 
 
+def _sha256(file):
+    with open(file, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
 def save_checkpoint(path, model, optimizer, state):
     """Write a checkpoint directory at `path`: model.safetensors (the state_dict, nanoGPT's
     names), optimizer.safetensors (moment buffers; group settings and step counts in its
-    metadata) and config.json (`state`: model config, vocabulary, iteration, RNG states,
-    best val loss, train settings), plus a fresh checkpoint id written into all three.
+    metadata) and config.json (format_version, `state`: model config, vocabulary,
+    iteration, RNG states, best val loss, train settings; and the sha256 of both tensor
+    files), plus a fresh checkpoint id written into all three.
 
     Atomicity: the three files are written (each fsynced) into a new sibling directory,
     which then replaces `path` by two renames: the old directory moves aside to
@@ -133,23 +152,117 @@ def save_checkpoint(path, model, optimizer, state):
         arrays, opt_meta = optimizer.state_dict()
         mg.save(arrays, os.path.join(tmp, OPTIMIZER_FILE),
                 {**meta, "optimizer": json.dumps(opt_meta)})
-        config = {"format_version": FORMAT_VERSION, **state, **meta}
+        # safetensors has no checksum; with these, a bit flip anywhere in the weights is
+        # refused on load instead of silently changing the model.
+        sha256 = {f: _sha256(os.path.join(tmp, f)) for f in (MODEL_FILE, OPTIMIZER_FILE)}
+        config = {"format_version": FORMAT_VERSION, **state, **meta, "sha256": sha256}
         atomic_write_text(os.path.join(tmp, CONFIG_FILE), json.dumps(config, indent=1) + "\n")
         old = path + ".old"
         if os.path.exists(path):
             shutil.rmtree(old, ignore_errors=True)
             os.replace(path, old)
         os.replace(tmp, path)
+        fsync_directory(parent)  # the renames themselves survive a power cut
         shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
+def _read_config(path):
+    """config.json of the checkpoint directory `path`, checked: a JSON object of this
+    format_version with every key of _CONFIG_KEYS, a valid model config and a vocabulary
+    of its vocab_size."""
+    file = os.path.join(path, CONFIG_FILE)
+
+    def bad(reason):
+        return UserError(f"{file}: not a readable checkpoint: {reason}")
+
+    try:
+        with open(file, "rb") as f:
+            config = json.loads(f.read().decode("utf-8"))
+    except OSError as e:
+        raise bad(e.strerror) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise bad(f"not JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise bad(f"a JSON {type(config).__name__}, not an object")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise bad(f"unknown format_version {config.get('format_version')!r} (this minigrad "
+                  f"reads format_version {FORMAT_VERSION})")
+    missing = [k for k in _CONFIG_KEYS if k not in config]
+    if missing:
+        raise bad(f"missing key(s) {', '.join(missing)}")
+    sha256 = config["sha256"]
+    if not (isinstance(sha256, dict) and all(
+            isinstance(sha256.get(f), str) for f in (MODEL_FILE, OPTIMIZER_FILE))):
+        raise bad(f"sha256 must map {MODEL_FILE} and {OPTIMIZER_FILE} to hex digests")
+    try:
+        model_config = GPTConfig(**config["model"])
+    except (TypeError, ValueError) as e:
+        raise bad(f"model: {e}") from None
+    try:
+        tokenizer = CharTokenizer.from_list(config["vocab"])
+    except (TypeError, ValueError) as e:
+        raise bad(f"vocab: {e}") from None
+    if tokenizer.vocab_size != model_config.vocab_size:
+        raise bad(f"the vocabulary has {tokenizer.vocab_size} characters but the model's "
+                  f"vocab_size is {model_config.vocab_size}")
+    return config
+
+
+def _check_state(path, model_config, model_state, opt_arrays, opt_meta):
+    """Check that the weights are exactly those of a GPT(model_config) (names, shapes,
+    floating dtypes) and that the optimizer state fits that model; raise UserError naming
+    the file and the first problem."""
+    model_file, opt_file = os.path.join(path, MODEL_FILE), os.path.join(path, OPTIMIZER_FILE)
+    # A model of the configured shape to compare with; built with minigrad's generator
+    # saved and restored, so that loading a checkpoint never moves the random stream.
+    rng_state = random.get_rng_state()
+    try:
+        model = GPT(model_config)
+    finally:
+        random.set_rng_state(rng_state)
+    expected = model.state_dict()
+    for names, kind in (([n for n in expected if n not in model_state], "missing"),
+                        ([n for n in model_state if n not in expected], "unexpected")):
+        if names:
+            raise UserError(f"{model_file}: {kind} weight(s) {', '.join(names[:4])} for the "
+                            f"model that {CONFIG_FILE} describes")
+    for name, want in expected.items():
+        got = model_state[name]
+        if got.shape != want.shape:
+            raise UserError(f"{model_file}: {name} has shape {got.shape} but the model that "
+                            f"{CONFIG_FILE} describes ({model_config}) needs {want.shape}")
+        if not np.issubdtype(got.dtype, np.floating):
+            raise UserError(f"{model_file}: {name} has dtype {got.dtype}; weights must be "
+                            "floating point")
+    for name, array in opt_arrays.items():
+        if not np.issubdtype(array.dtype, np.floating):
+            raise UserError(f"{opt_file}: {name} has dtype {array.dtype}; optimizer state "
+                            "must be floating point")
+    optimizer = model.configure_optimizers(0.0, 1e-3, (0.9, 0.99))
+    try:
+        optimizer.load_state_dict(opt_arrays, opt_meta)
+    except (KeyError, TypeError, ValueError) as e:
+        reason = f"missing key {e}" if isinstance(e, KeyError) else str(e)
+        raise UserError(f"{opt_file}: the optimizer state does not fit the model that "
+                        f"{CONFIG_FILE} describes: {reason}") from None
+
+
 def load_checkpoint(path):
-    """Read a checkpoint directory: returns (config dict, model state_dict, optimizer
-    (arrays, meta)). Raises UserError if there is none, if a file is unreadable, or if
-    the files do not belong to one save."""
+    """Read and check a checkpoint directory: returns (config dict, model state_dict,
+    optimizer (arrays, meta)).
+
+    Everything is checked before anything is returned, and nothing is ever unpickled:
+    config.json must be a JSON object of this format_version with the keys that
+    save_checkpoint writes, a valid model config and a vocabulary of its size; both tensor
+    files must be well-formed safetensors files of the same save, with the sha256 recorded
+    in config.json; the weights must have exactly the names, shapes and a floating dtype of
+    the model that config.json describes; the optimizer state must fit that model. Any
+    problem, or no checkpoint at all, raises UserError (a ValueError) naming the file and
+    what is wrong.
+    """
     path = os.path.abspath(path)
     if not os.path.isfile(os.path.join(path, CONFIG_FILE)):
         if os.path.isfile(os.path.join(path + ".old", CONFIG_FILE)):
@@ -157,26 +270,34 @@ def load_checkpoint(path):
         else:
             raise UserError(f"no checkpoint at {path} (expected {CONFIG_FILE}, "
                             f"{MODEL_FILE} and {OPTIMIZER_FILE} there)")
+    config = _read_config(path)
+    files = [os.path.join(path, MODEL_FILE), os.path.join(path, OPTIMIZER_FILE)]
     try:
-        with open(os.path.join(path, CONFIG_FILE), encoding="utf-8") as f:
-            config = json.load(f)
-        if config.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"unknown format_version {config.get('format_version')!r} "
-                             f"(expected {FORMAT_VERSION})")
-        files = [os.path.join(path, MODEL_FILE), os.path.join(path, OPTIMIZER_FILE)]
         model_state, opt_arrays = (mg.load(f) for f in files)
         metas = [mg.load_metadata(f) for f in files]
-        opt_meta = json.loads(metas[1]["optimizer"])
-    except (OSError, ValueError, KeyError) as e:
-        raise UserError(f"{path}: not a readable checkpoint: {e}") from None
-    if any(m.get("checkpoint_id") != config.get("checkpoint_id") for m in metas):
+    except OSError as e:
+        raise UserError(f"{e.filename}: not a readable checkpoint: {e.strerror}") from None
+    except ValueError as e:
+        raise UserError(str(e)) from None  # mg.load's message names the file and the problem
+    if any(m.get("checkpoint_id") != config["checkpoint_id"] for m in metas):
         raise UserError(f"{path}: the files belong to different saves (a save ran while "
                         "reading); read it again")
+    for file in files:
+        if _sha256(file) != config["sha256"][os.path.basename(file)]:
+            raise UserError(f"{file}: corrupt: its bytes do not match the sha256 recorded in "
+                            f"{CONFIG_FILE}")
+    try:
+        opt_meta = json.loads(metas[1]["optimizer"])
+    except (KeyError, json.JSONDecodeError) as e:
+        raise UserError(f"{files[1]}: not a readable checkpoint: no valid 'optimizer' "
+                        f"metadata ({e})") from None
+    _check_state(path, GPTConfig(**config["model"]), model_state, opt_arrays, opt_meta)
     return config, model_state, (opt_arrays, opt_meta)
 
 
 def model_from_checkpoint(path):
-    """(GPT with the checkpoint's weights, its CharTokenizer), for sampling and study."""
+    """(GPT with the checkpoint's weights, its CharTokenizer), for sampling and study.
+    Raises UserError as `load_checkpoint` does."""
     config, model_state, _ = load_checkpoint(path)
     model = GPT(GPTConfig(**config["model"]))
     model.load_state_dict(model_state)
@@ -280,6 +401,16 @@ def estimate_loss(model, data, cfg, block_size, stop):
     return out
 
 
+def _prepare_out_dir(out_dir):
+    """Create out_dir and check that files can be written there, so that a bad --out-dir
+    fails at once with a one-line message rather than after the first evaluation."""
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        tempfile.TemporaryFile(dir=out_dir).close()
+    except OSError as e:
+        raise UserError(f"--out-dir {out_dir}: cannot write there ({e.strerror})") from None
+
+
 def _setup(cfg):
     """Build (model, optimizer, dataset, batch rng, run state) for a new or resumed run."""
     try:
@@ -319,8 +450,17 @@ def _setup(cfg):
     if cfg.resume:
         model.load_state_dict(model_state)
         optimizer.load_state_dict(opt_arrays, opt_meta)
-        random.set_rng_state(saved["rng"]["minigrad"])
-        batch_rng.bit_generator.state = saved["rng"]["batch"]
+        bad = f"{os.path.join(ckpt_path, CONFIG_FILE)}: cannot resume from it:"
+        missing = [k for k in _RESUME_KEYS if k not in saved]
+        if missing:
+            raise UserError(f"{bad} missing key(s) {', '.join(missing)}")
+        if isinstance(saved["iter"], bool) or not isinstance(saved["iter"], int):
+            raise UserError(f"{bad} iter must be an int, got {saved['iter']!r}")
+        try:
+            random.set_rng_state(saved["rng"]["minigrad"])
+            batch_rng.bit_generator.state = saved["rng"]["batch"]
+        except (KeyError, TypeError, ValueError) as e:
+            raise UserError(f"{bad} bad rng state ({e!r})") from None
         run = {k: saved[k] for k in run}
     return model, optimizer, data, batch_rng, run
 
@@ -331,7 +471,7 @@ def train(cfg: TrainConfig):
     ms_per_iter and tokens_per_sec (training steps of this session, evaluations excluded;
     None without steps), interrupted."""
     model, optimizer, data, batch_rng, run = _setup(cfg)
-    os.makedirs(cfg.out_dir, exist_ok=True)
+    _prepare_out_dir(cfg.out_dir)
     log_path = os.path.join(cfg.out_dir, "log.jsonl")
     # Evaluations after the checkpoint belong to a run that is being replaced.
     log = [r for r in _read_log(log_path) if r["iter"] <= run["iter"]] if cfg.resume else []
@@ -343,8 +483,20 @@ def train(cfg: TrainConfig):
     t0 = time.perf_counter() - run["elapsed"]
     last = {}
     eval_seconds = 0.0  # of this session, spent evaluating and saving
+    saved_iter = run["iter"] if cfg.resume else None  # of the newest OUT/ckpt
+
+    def diverged(what):
+        """Stop the run: nothing non-finite is ever saved, so OUT/ckpt stays as it was."""
+        ckpt = os.path.join(cfg.out_dir, "ckpt")
+        kept = ("no checkpoint was saved" if saved_iter is None else
+                f"the last good checkpoint {ckpt} (iter {saved_iter}) is kept")
+        raise NonFiniteLossError(f"{what} at iter {it}: training stopped; {kept} "
+                                 "(try a lower --lr)")
 
     def checkpoint(name):
+        nonlocal saved_iter
+        if not all(np.isfinite(p.data).all() for p in params):
+            diverged("the weights hold NaN or Inf")
         state = {
             "model": asdict(model.config), "vocab": data.tokenizer.to_list(),
             "iter": it, "best_val_loss": run["best_val_loss"],
@@ -353,6 +505,8 @@ def train(cfg: TrainConfig):
             "train": asdict(cfg),
         }
         save_checkpoint(os.path.join(cfg.out_dir, name), model, optimizer, state)
+        if name == "ckpt":
+            saved_iter = it
 
     def evaluate():
         nonlocal eval_seconds
@@ -360,6 +514,9 @@ def train(cfg: TrainConfig):
         losses = estimate_loss(model, data, cfg, block_size, stop)
         if losses is None:
             return
+        for split, value in losses.items():
+            if not np.isfinite(value):
+                diverged(f"the {split} loss is {value}")
         last.update(losses)
         record = {"iter": it, "train_loss": losses["train"], "val_loss": losses["val"],
                   "lr": optim.lr_warmup_cosine(it, cfg.lr, cfg.min_lr, cfg.warmup_iters,
@@ -380,7 +537,8 @@ def train(cfg: TrainConfig):
     bar = tqdm(total=cfg.max_iters, initial=start_iter, disable=not cfg.progress,
                unit="it", dynamic_ncols=True)
     window_start, window_iters = time.perf_counter(), 0
-    with _StopRequest() as stop:
+    # The bar and the plotter's child are closed however the loop ends (a NaN, an error).
+    with _StopRequest() as stop, bar, contextlib.closing(plotter):
         while it < cfg.max_iters and not stop.requested:
             if it % cfg.eval_interval == 0 and it not in logged:
                 evaluate()
@@ -390,6 +548,8 @@ def train(cfg: TrainConfig):
                 it, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.decay_iters))
             x, y = data.get_batch("train", cfg.batch_size, block_size, batch_rng)
             _, loss = model(x, y)
+            if not np.isfinite(loss.data):  # stop before the bad step reaches the weights
+                diverged(f"the training loss is {loss.item()}")
             loss.backward()
             if cfg.grad_clip > 0:
                 optim.clip_grad_norm_(params, cfg.grad_clip)
@@ -409,8 +569,6 @@ def train(cfg: TrainConfig):
         interrupted = stop.requested
         if interrupted:
             checkpoint("ckpt")
-    bar.close()
-    plotter.close()
     elapsed = time.perf_counter() - t0
     train_time = max(elapsed - run["elapsed"] - eval_seconds, 1e-9)
     steps = it - start_iter
