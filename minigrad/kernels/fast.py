@@ -299,12 +299,6 @@ def _attn_softmax_backward(probs, dprobs, scale):
             dprobs[b, i, j] = probs[b, i, j] * (dprobs[b, i, j] - dot) * scale
 
 
-def _heads(a):
-    """a (..., n, d) as a C-contiguous (BH, n, d) array."""
-    a = _c(a)
-    return a.reshape(-1, a.shape[-2], a.shape[-1])
-
-
 def sdpa_forward(q, k, v, mask, is_causal, scale):
     """Scaled dot-product attention: softmax(q @ k^T * scale + mask) @ v.
 
@@ -318,7 +312,11 @@ def sdpa_forward(q, k, v, mask, is_causal, scale):
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
     lead, T, S = q.shape[:-2], q.shape[-2], k.shape[-2]
-    q3, k3, v3 = _heads(q), _heads(np.asarray(k, dtype=dt)), _heads(np.asarray(v, dtype=dt))
+    k, v = np.asarray(k, dtype=dt), np.asarray(v, dtype=dt)
+    # q, k, v are usually strided views into the fused (B, T, 3C) projection: BLAS reads
+    # them in place (each (T, d) slab has unit stride along d), so they are not copied.
+    probs = matmul(q, np.swapaxes(k, -1, -2))  # (..., T, S) scores, then probs in place
+    probs3 = probs.reshape(-1, T, S)  # (BH, T, S), a view: matmul's output is contiguous
     if mask is None:
         m3 = np.zeros((1, 1, 1), dt)
     else:
@@ -326,13 +324,11 @@ def sdpa_forward(q, k, v, mask, is_causal, scale):
         if add.ndim <= 2 or add.size == add.shape[-2] * add.shape[-1]:
             m3 = _c(np.broadcast_to(add.reshape(add.shape[-2:]), (T, S))).reshape(1, T, S)
         else:  # a mask that differs across batch or heads: one (T, S) slab per head
-            m3 = _c(np.broadcast_to(add, lead + (T, S))).reshape(q3.shape[0], T, S)
+            m3 = _c(np.broadcast_to(add, lead + (T, S))).reshape(probs3.shape[0], T, S)
     # The two matmuls go to BLAS (np.matmul beat a hand-written Numba loop nest, see the
     # module docstring); Numba fuses everything between them.
-    probs = matmul(q3, k3.transpose(0, 2, 1))  # (BH, T, S) scores, then probs in place
-    _attn_softmax(probs, m3, mask is not None, bool(is_causal), dt.type(scale))
-    out = matmul(probs, v3)  # (BH, T, dv)
-    return out.reshape(lead + out.shape[1:]), probs.reshape(lead + (T, S))
+    _attn_softmax(probs3, m3, mask is not None, bool(is_causal), dt.type(scale))
+    return matmul(probs, v), probs  # (..., T, dv), (..., T, S)
 
 
 def sdpa_backward(q, k, v, probs, grad_out, scale):
@@ -343,14 +339,15 @@ def sdpa_backward(q, k, v, probs, grad_out, scale):
     dt = q.dtype
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
-    q3, k3, v3 = _heads(q), _heads(np.asarray(k, dtype=dt)), _heads(np.asarray(v, dtype=dt))
-    p3, g3 = _heads(np.asarray(probs, dtype=dt)), _heads(np.asarray(grad_out, dtype=dt))
-    dv = matmul(p3.transpose(0, 2, 1), g3)  # (BH, S, dv)
-    ds = matmul(g3, v3.transpose(0, 2, 1))  # (BH, T, S) dprobs, then dscores in place
-    _attn_softmax_backward(p3, ds, dt.type(scale))
-    dq = matmul(ds, k3)  # (BH, T, d)
-    dk = matmul(ds.transpose(0, 2, 1), q3)  # (BH, S, d)
-    return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape)
+    T, S = q.shape[-2], k.shape[-2]
+    k, v = np.asarray(k, dtype=dt), np.asarray(v, dtype=dt)
+    probs, grad_out = _c(np.asarray(probs, dtype=dt)), np.asarray(grad_out, dtype=dt)
+    dv = matmul(np.swapaxes(probs, -1, -2), grad_out)  # (..., S, dv)
+    ds = matmul(grad_out, np.swapaxes(v, -1, -2))  # (..., T, S) dprobs, then dscores in place
+    _attn_softmax_backward(probs.reshape(-1, T, S), ds.reshape(-1, T, S), dt.type(scale))
+    dq = matmul(ds, k)  # (..., T, d)
+    dk = matmul(np.swapaxes(ds, -1, -2), q)  # (..., S, d)
+    return dq, dk, dv
 
 
 # ---------------------------------------------------------------------------------------------
