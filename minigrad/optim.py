@@ -50,6 +50,9 @@ class Optimizer:
                                 f"got {type(p).__name__}")
             if not p.is_leaf:
                 raise ValueError(f"{type(self).__name__}: can't optimize a non-leaf tensor")
+            if not np.issubdtype(p.dtype, np.floating):
+                raise TypeError(f"{type(self).__name__}: can only optimize floating tensors, "
+                                f"got dtype {p.dtype} (shape {p.shape})")
             if id(p) in seen:
                 raise ValueError(f"{type(self).__name__}: a parameter appears in more than "
                                  "one place in the param groups")
@@ -243,6 +246,8 @@ def clip_grad_norm_(params, max_norm, eps=1e-6):
     Returns the norm before clipping as a float (as torch.nn.utils.clip_grad_norm_).
     Parameters without a gradient are ignored.
     """
+    if not max_norm > 0:
+        raise ValueError(f"clip_grad_norm_: max_norm must be > 0, got {max_norm}")
     params = [params] if isinstance(params, Tensor) else list(params)
     grads = [p.grad for p in params if p.grad is not None]
     total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))

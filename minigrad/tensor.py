@@ -18,8 +18,9 @@ def _as_array(data, dtype=None):
         return np.asarray(data, dtype=dtype)
     was_array = isinstance(data, np.ndarray | np.generic)
     array = np.asarray(data)
-    if array.dtype == object:
-        raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__} data")
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"Tensor: needs numbers or bools, got {type(data).__name__} data of "
+                        f"dtype {array.dtype}")
     if np.issubdtype(array.dtype, np.floating) and not was_array:
         # Python floats and lists become float32, the default; arrays keep their precision.
         return array.astype(np.float32)

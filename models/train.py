@@ -17,6 +17,7 @@ and a run of 50 resumed for 50 more end with identical weights.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import importlib.util
 import json
@@ -144,6 +145,10 @@ def save_checkpoint(path, model, optimizer, state):
     path = os.path.abspath(path)
     parent, name = os.path.split(path)
     ckpt_id = secrets.token_hex(8)
+    # A save killed before its renames leaves its temporary directory behind: never a
+    # checkpoint, only litter, so clear it before writing a new one.
+    for stale in glob.glob(os.path.join(glob.escape(parent), f".{name}.tmp-*")):
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = os.path.join(parent, f".{name}.tmp-{ckpt_id}")
     os.makedirs(tmp)
     try:

@@ -74,6 +74,9 @@ API_CASES = [
     (lambda: GPTConfig(pos_encoding="rotary"), ValueError, ["pos_encoding", "'rotary'"]),
     # optimizers
     (lambda: optim.AdamW(P, lr=-1), ValueError, ["AdamW", "lr -1"]),
+    (lambda: optim.AdamW([mg.tensor([1, 2])]), TypeError, ["AdamW", "floating", "int"]),
+    (lambda: optim.clip_grad_norm_(P, -1.0), ValueError, ["clip_grad_norm_", "-1.0"]),
+    (lambda: mg.tensor(["a", "b"]), TypeError, ["Tensor", "numbers"]),
     (lambda: optim.AdamW(P, betas=(1.5, 0.9)), ValueError, ["AdamW", "betas (1.5, 0.9)"]),
     (lambda: optim.Adam(P, eps=-1), ValueError, ["Adam", "eps -1"]),
     (lambda: optim.AdamW(P, weight_decay=-1), ValueError, ["weight_decay -1"]),

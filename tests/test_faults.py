@@ -87,6 +87,8 @@ def test_sigkill_during_save_leaves_the_previous_or_the_new_checkpoint(tmp_path)
         # rename done, its "print" not yet).
         assert loaded in (last, last + 1), (round_, completed, loaded)
         outcomes["previous" if loaded == last else "new"] += 1
+        # Each save clears what earlier killed saves left: at most the last one's litter.
+        assert len(list(tmp_path.glob(".ckpt.tmp-*"))) <= 1
     print(f"{ROUNDS} kill rounds survived: {outcomes}")
 
 
