@@ -145,7 +145,6 @@ class Node:
     _inputs = ()
     _out_ref = None
     _out_shape = ()
-    _out_dtype = None
     _hooks = ()
     _freed = False
     _created_at = None
@@ -263,7 +262,6 @@ class Function:
                 for a in args)
             ctx._out_ref = weakref.ref(result)
             ctx._out_shape = out.shape
-            ctx._out_dtype = out.dtype
             result.grad_fn = ctx
         return result
 

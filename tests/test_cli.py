@@ -9,8 +9,6 @@ import time
 
 import pytest
 
-from models.data import load_text
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--block-size", "16", "--n-layer", "1", "--n-head", "2", "--n-embd", "16",
         "--batch-size", "4", "--eval-iters", "2", "--no-progress"]
@@ -26,13 +24,6 @@ def assert_user_error(result, fragment):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert fragment in lines[0]
-
-
-@pytest.fixture
-def corpus(tmp_path):
-    path = tmp_path / "tiny.txt"
-    path.write_text(load_text("shakespeare")[:20_000], encoding="utf-8")
-    return str(path)
 
 
 @pytest.mark.parametrize("command", [[], ["train"], ["sample"]])

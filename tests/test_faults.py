@@ -13,9 +13,9 @@ import pytest
 
 import minigrad as mg
 import models.train as train_module
-from models.data import load_text
 from models.gpt import GPT
-from models.train import NonFiniteLossError, TrainConfig, load_checkpoint, train
+from models.train import NonFiniteLossError, load_checkpoint, train
+from tests.conftest import tiny_config as shared_tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -95,18 +95,10 @@ def test_sigkill_during_save_leaves_the_previous_or_the_new_checkpoint(tmp_path)
 # ----- a loss that becomes NaN ----------------------------------------------------------
 
 
-@pytest.fixture
-def corpus(tmp_path):
-    path = tmp_path / "tiny.txt"
-    path.write_text(load_text("shakespeare")[:20_000], encoding="utf-8")
-    return str(path)
-
-
 def tiny_config(corpus, out_dir, **overrides):
-    settings = dict(data=corpus, out_dir=str(out_dir), block_size=16, n_layer=1, n_head=2,
-                    n_embd=16, batch_size=4, max_iters=30, warmup_iters=2, eval_interval=10,
-                    eval_iters=2, progress=False, seed=7)
-    return TrainConfig(**{**settings, **overrides})
+    """The shared tiny config, one layer and 30 iterations (3 evaluations)."""
+    return shared_tiny_config(corpus, out_dir, **{"n_layer": 1, "max_iters": 30,
+                                                  "warmup_iters": 2, **overrides})
 
 
 def poison_training_forward(monkeypatch, at_call):

@@ -8,30 +8,15 @@ import sys
 import numpy as np
 import pytest
 
-from models.data import load_text
 from models.train import (
-    TrainConfig,
     UserError,
     load_checkpoint,
     model_from_checkpoint,
     train,
 )
+from tests.conftest import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture
-def corpus(tmp_path):
-    path = tmp_path / "tiny.txt"
-    path.write_text(load_text("shakespeare")[:20_000], encoding="utf-8")
-    return str(path)
-
-
-def tiny_config(corpus, out_dir, **overrides):
-    settings = dict(data=corpus, out_dir=str(out_dir), block_size=16, n_layer=2, n_head=2,
-                    n_embd=16, batch_size=4, max_iters=20, warmup_iters=5, eval_interval=10,
-                    eval_iters=2, progress=False, seed=7)
-    return TrainConfig(**{**settings, **overrides})
 
 
 def test_train_writes_log_and_checkpoints(corpus, tmp_path):
