@@ -135,7 +135,7 @@ def _exp_nonpositive_f32(x):
     y = x * c(1.4426950408889634)  # log2(e)
     underflow = y < c(-126.0)  # below float32's normal range (and exp(-inf)): exactly 0
     y = y if not underflow else c(-126.0)
-    n = math.floor(y)
+    n = np.floor(y)  # (np.floor, not math.floor: NaN passes through instead of raising)
     f = y - n
     p = c(e[6])
     p = p * f + c(e[5])
