@@ -196,20 +196,21 @@ def _softmax_rows(x, out, take_log):
                 out[r, c] *= inv
 
 
-def softmax(x):
-    """Softmax over the last axis; a row that is entirely -inf becomes all zeros."""
+def _softmax_family(x, take_log):
     x2 = _rows(x)
     out = np.empty_like(x2)
-    _softmax_rows(x2, out, False)
+    _softmax_rows(x2, out, take_log)
     return out.reshape(np.shape(x))
+
+
+def softmax(x):
+    """Softmax over the last axis; a row that is entirely -inf becomes all zeros."""
+    return _softmax_family(x, False)
 
 
 def log_softmax(x):
     """Log-softmax over the last axis; a row that is entirely -inf stays -inf."""
-    x2 = _rows(x)
-    out = np.empty_like(x2)
-    _softmax_rows(x2, out, True)
-    return out.reshape(np.shape(x))
+    return _softmax_family(x, True)
 
 
 @njit(parallel=True, cache=True, fastmath=_FM)
@@ -229,12 +230,17 @@ def _log_softmax_backward_rows(y, grad, out):
             out[r, c] = grad[r, c] - _exp_nonpositive(y[r, c]) * total
 
 
-def log_softmax_backward(y, grad):
-    """dL/dx from the log-softmax output y: grad - softmax * sum(grad); zero on -inf rows."""
+def _rows_backward(kernel, y, grad):
+    """Run a (y, grad, out) rows kernel over the last axis of y (..., C) and grad."""
     y2, g2 = _rows(y), _rows(np.asarray(grad, dtype=y.dtype))
     out = np.empty_like(y2)
-    _log_softmax_backward_rows(y2, g2, out)
+    kernel(y2, g2, out)
     return out.reshape(y.shape)
+
+
+def log_softmax_backward(y, grad):
+    """dL/dx from the log-softmax output y: grad - softmax * sum(grad); zero on -inf rows."""
+    return _rows_backward(_log_softmax_backward_rows, y, grad)
 
 
 @njit(parallel=True, cache=True, fastmath=_FM)
@@ -250,10 +256,7 @@ def _softmax_backward_rows(y, grad, out):
 
 def softmax_backward(y, grad):
     """dL/dx from the softmax output y and dL/dy: y * (grad - sum(grad * y))."""
-    y2, g2 = _rows(y), _rows(np.asarray(grad, dtype=y.dtype))
-    out = np.empty_like(y2)
-    _softmax_backward_rows(y2, g2, out)
-    return out.reshape(y.shape)
+    return _rows_backward(_softmax_backward_rows, y, grad)
 
 
 # ---------------------------------------------------------------------------------------------

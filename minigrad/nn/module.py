@@ -341,7 +341,22 @@ class Module:
         return f"{type(self).__name__}({body})"
 
 
-class Sequential(Module):
+class _ModuleSequence(Module):
+    """What Sequential and ModuleList share: children in order, named "0", "1", ..."""
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module):
+        """Add `module` at the end."""
+        self.add_module(str(len(self)), module)
+        return self
+
+
+class Sequential(_ModuleSequence):
     """Modules applied one after another: Sequential(a, b, c)(x) == c(b(a(x))).
 
     Children are named "0", "1", ... (or by the keys of a single dict argument).
@@ -362,17 +377,6 @@ class Sequential(Module):
             return Sequential(OrderedDict(items[index]))
         return items[_list_index("Sequential", index, len(items))][1]
 
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def append(self, module):
-        """Add `module` at the end."""
-        self.add_module(str(len(self)), module)
-        return self
-
     def forward(self, x):
         for module in self:
             x = module(x)
@@ -387,7 +391,7 @@ def _list_index(container, index, length):
     return int(index) % length
 
 
-class ModuleList(Module):
+class ModuleList(_ModuleSequence):
     """A list of modules, registered as children "0", "1", ... (for a loop over blocks)."""
 
     def __init__(self, modules=()):
@@ -401,17 +405,6 @@ class ModuleList(Module):
 
     def __setitem__(self, index, module):
         self.add_module(str(_list_index("ModuleList", index, len(self))), module)
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def append(self, module):
-        """Add `module` at the end."""
-        self.add_module(str(len(self)), module)
-        return self
 
     def extend(self, modules):
         """Append each of `modules`."""
