@@ -21,11 +21,11 @@ import sys
 import time
 
 import numpy as np
+from minigrad.models.data import CharDataset, load_text
+from minigrad.models.gpt import GPT, GPTConfig
 
 import minigrad as mg
 from minigrad import optim
-from models.data import CharDataset, load_text
-from models.gpt import GPT, GPTConfig
 
 CONFIGS = {
     # nanoGPT's shakespeare_char "baby GPT" on the CPU, and a medium model.
@@ -170,7 +170,7 @@ def _child_train(framework, iters):
     if framework == "cli":
         import tempfile
 
-        from models.train import TrainConfig, train
+        from minigrad.models.train import TrainConfig, train
 
         with tempfile.TemporaryDirectory() as out:
             train(TrainConfig(out_dir=out, max_iters=iters, progress=False))

@@ -13,9 +13,9 @@ import time
 
 import numpy as np
 import torch
+from minigrad.models.data import CharDataset, load_text
 
 from minigrad import optim as mg_optim
-from models.data import CharDataset, load_text
 from tests.torch_gpt import TorchGPT
 
 

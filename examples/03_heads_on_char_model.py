@@ -17,11 +17,11 @@ import os
 import sys
 
 import numpy as np
+from minigrad.models.data import CharDataset, load_text
+from minigrad.models.gpt import GPT, GPTConfig
 
 import minigrad as mg
 from minigrad import viz
-from models.data import CharDataset, load_text
-from models.gpt import GPT, GPTConfig
 
 TEXT = "First Citizen:\nBefore we proceed"
 

@@ -47,7 +47,7 @@ _CHOICES = {"pos_encoding": ("learned", "sinusoidal")}
 
 def add_train_parser(subparsers):
     """`minigrad train`: one flag per TrainConfig field."""
-    from models.train import TrainConfig
+    from minigrad.models.train import TrainConfig
 
     p = subparsers.add_parser(
         "train", help="train the character GPT",
@@ -73,7 +73,7 @@ def add_train_parser(subparsers):
 
 def run_train(args):
     """Run `minigrad train`; returns the exit status."""
-    from models.train import TrainConfig, train
+    from minigrad.models.train import TrainConfig, train
 
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     s = train(cfg)
@@ -110,7 +110,7 @@ def add_sample_parser(subparsers):
 
 def run_sample(args):
     """Run `minigrad sample`; returns the exit status."""
-    from models.sample import sample
+    from minigrad.models.sample import sample
 
     sample(args.ckpt, args.prompt, args.num_chars, args.temperature, args.top_k, args.seed)
     return 0
@@ -150,7 +150,7 @@ def build_parser():
 
 def main(argv=None):
     """Entry point of the `minigrad` command; returns the exit status."""
-    from models.train import NonFiniteLossError, UserError
+    from minigrad.models.train import NonFiniteLossError, UserError
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -688,7 +688,7 @@ def attention_command(args):
     """Run `minigrad attention` (args: ckpt, text, out, position, top); returns the exit
     status. Without --position it writes the PNG grid (to --out, default attn.png); with
     --position it prints the text report (and writes the PNG only if --out is given)."""
-    from models.train import UserError, model_from_checkpoint
+    from minigrad.models.train import UserError, model_from_checkpoint
 
     model, tokenizer = model_from_checkpoint(args.ckpt)
     if not args.text:

@@ -1,2 +1,3 @@
-"""Models built on minigrad: a decoder-only GPT (``models.gpt``) and its character-level data
-(``models.data``: a tokenizer, the bundled tiny Shakespeare corpus and a batch sampler)."""
+"""Models built on minigrad, installed as ``minigrad.models``: a decoder-only GPT
+(``minigrad.models.gpt``) and its character-level data (``minigrad.models.data``: a
+tokenizer, the bundled tiny Shakespeare corpus and a batch sampler)."""

@@ -29,7 +29,7 @@ __all__ = ["BUNDLED", "CharDataset", "CharTokenizer", "load_text"]
 # importlib.resources finds them both in a source checkout and in an installed wheel, so
 # nothing is ever downloaded.
 BUNDLED = {
-    "shakespeare": resources.files("models") / "corpora" / "tinyshakespeare.txt",
+    "shakespeare": resources.files("minigrad.models") / "corpora" / "tinyshakespeare.txt",
 }
 
 # How many offending characters an error message shows before it says "...".

@@ -1,6 +1,6 @@
 """The loss-curve PNG of a training run, drawn from its log.jsonl.
 
-    python -m models.plot OUT/log.jsonl OUT/loss.png
+    python -m minigrad.models.plot OUT/log.jsonl OUT/loss.png
 
 `minigrad train` runs this in a short-lived child process at each evaluation, so that
 matplotlib (about 40 MB) never lives in the training process.
@@ -37,7 +37,7 @@ def plot_losses(log_path, png_path):
 
 
 def main(argv=None):
-    """Command-line entry: `python -m models.plot LOG PNG`."""
+    """Command-line entry: `python -m minigrad.models.plot LOG PNG`."""
     log_path, png_path = sys.argv[1:] if argv is None else argv
     plot_losses(log_path, png_path)
 

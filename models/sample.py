@@ -8,9 +8,9 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+from minigrad.models.train import UserError, model_from_checkpoint
 
 import minigrad as mg
-from models.train import UserError, model_from_checkpoint
 
 __all__ = ["sample"]
 

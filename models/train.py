@@ -32,13 +32,13 @@ import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from minigrad.models.data import CharDataset, CharTokenizer, load_text
+from minigrad.models.gpt import GPT, GPTConfig
 from tqdm import tqdm
 
 import minigrad as mg
 from minigrad import optim, random
 from minigrad.serialization import atomic_write_text, fsync_directory
-from models.data import CharDataset, CharTokenizer, load_text
-from models.gpt import GPT, GPTConfig
 
 __all__ = ["NonFiniteLossError", "TrainConfig", "UserError", "load_checkpoint",
            "model_from_checkpoint", "save_checkpoint", "train"]
@@ -328,7 +328,7 @@ def _write_log(path, records):
 
 
 class _LossPlotter:
-    """Redraws OUT/loss.png after each evaluation in a child process (models.plot), so that
+    """Redraws OUT/loss.png after each evaluation in a child process (minigrad.models.plot), so that
     matplotlib stays out of the training process's memory; at most one child at a time."""
 
     def __init__(self):
@@ -339,12 +339,10 @@ class _LossPlotter:
         if not self.available:
             return
         self.close()
-        # The child finds this copy of the `models` package even when it is not installed.
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-        self.child = subprocess.Popen([sys.executable, "-m", "models.plot", log_path, png_path],
-                                      stdout=subprocess.DEVNULL, env={**os.environ,
-                                                                      "PYTHONPATH": path})
+        self.child = subprocess.Popen(
+            [sys.executable, "-m", "minigrad.models.plot", log_path, png_path],
+            stdout=subprocess.DEVNULL,
+        )
 
     def close(self):
         if self.child is not None:

@@ -1,9 +1,8 @@
 """Fixtures shared by the training, CLI and fault tests."""
 
 import pytest
-
-from models.data import load_text
-from models.train import TrainConfig
+from minigrad.models.data import load_text
+from minigrad.models.train import TrainConfig
 
 
 @pytest.fixture

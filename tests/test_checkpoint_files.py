@@ -17,11 +17,9 @@ from dataclasses import asdict
 
 import numpy as np
 import pytest
-
-import minigrad as mg
-from models.data import CharTokenizer
-from models.gpt import GPT, GPTConfig
-from models.train import (
+from minigrad.models.data import CharTokenizer
+from minigrad.models.gpt import GPT, GPTConfig
+from minigrad.models.train import (
     CONFIG_FILE,
     MODEL_FILE,
     OPTIMIZER_FILE,
@@ -30,6 +28,8 @@ from models.train import (
     model_from_checkpoint,
     save_checkpoint,
 )
+
+import minigrad as mg
 
 VOCAB = "abc .\n"
 MODEL = dict(vocab_size=len(VOCAB), block_size=8, n_layer=1, n_head=2, n_embd=8)

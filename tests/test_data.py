@@ -1,4 +1,4 @@
-"""Tests for models.data: the character tokenizer, corpus loading and batch sampling."""
+"""Tests for minigrad.models.data: the character tokenizer, corpus loading and batch sampling."""
 
 import json
 import string
@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from models.data import BUNDLED, CharDataset, CharTokenizer, load_text
+from minigrad.models.data import BUNDLED, CharDataset, CharTokenizer, load_text
 
 # Facts about Karpathy's tiny Shakespeare and nanoGPT's shakespeare_char split of it.
 SHAKESPEARE_CHARS = 1_115_394

@@ -9,13 +9,13 @@ from dataclasses import asdict
 
 import numpy as np
 import pytest
+from minigrad.models.data import CharTokenizer, load_text
+from minigrad.models.gpt import GPT, GPTConfig
+from minigrad.models.train import save_checkpoint
 
 import minigrad as mg
 from minigrad import nn, optim
 from minigrad.cli import main
-from models.data import CharTokenizer, load_text
-from models.gpt import GPT, GPTConfig
-from models.train import save_checkpoint
 
 P = [nn.Parameter(np.ones(3, np.float32))]
 CFG = dict(vocab_size=6, block_size=8, n_layer=1, n_head=2, n_embd=8)

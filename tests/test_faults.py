@@ -8,13 +8,13 @@ import subprocess
 import sys
 import time
 
+import minigrad.models.train as train_module
 import numpy as np
 import pytest
+from minigrad.models.gpt import GPT
+from minigrad.models.train import NonFiniteLossError, load_checkpoint, train
 
 import minigrad as mg
-import models.train as train_module
-from models.gpt import GPT
-from models.train import NonFiniteLossError, load_checkpoint, train
 from tests.conftest import tiny_config as shared_tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,8 +28,8 @@ import itertools, sys
 from dataclasses import asdict
 import numpy as np
 import minigrad as mg
-from models.gpt import GPT, GPTConfig
-from models.train import save_checkpoint
+from minigrad.models.gpt import GPT, GPTConfig
+from minigrad.models.train import save_checkpoint
 
 path, start = sys.argv[1], int(sys.argv[2])
 model = GPT(GPTConfig(vocab_size=4, block_size=8, n_layer=1, n_head=2, n_embd=8))

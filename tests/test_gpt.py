@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from minigrad.models.gpt import GPT, GPTConfig, sinusoidal_positions
 
 import minigrad as mg
 from minigrad import optim
-from models.gpt import GPT, GPTConfig, sinusoidal_positions
 from tests.torch_gpt import TorchGPT, from_minigrad
 
 TINY = dict(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16)

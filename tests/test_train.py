@@ -7,13 +7,13 @@ import sys
 
 import numpy as np
 import pytest
-
-from models.train import (
+from minigrad.models.train import (
     UserError,
     load_checkpoint,
     model_from_checkpoint,
     train,
 )
+
 from tests.conftest import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -71,7 +71,7 @@ def test_checkpoint_loads_in_a_fresh_process(corpus, tmp_path):
     logits, _ = model(ids)
     script = (
         "import sys, numpy as np\n"
-        "from models.train import model_from_checkpoint\n"
+        "from minigrad.models.train import model_from_checkpoint\n"
         "model, tok = model_from_checkpoint(sys.argv[1])\n"
         "logits, _ = model(tok.encode('First Citizen')[None, :])\n"
         "np.save(sys.argv[2], logits.data)\n"

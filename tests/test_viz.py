@@ -9,14 +9,14 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 import torch
+from minigrad.models.data import CharTokenizer
+from minigrad.models.gpt import GPT, GPTConfig
+from minigrad.models.train import save_checkpoint
 
 import minigrad as mg
 import minigrad.ops
 from minigrad import nn, viz
 from minigrad.cli import main
-from models.data import CharTokenizer
-from models.gpt import GPT, GPTConfig
-from models.train import save_checkpoint
 
 TINY = dict(vocab_size=12, block_size=12, n_layer=2, n_head=3, n_embd=24)
 
