@@ -169,6 +169,22 @@ class Node:
         """Shape of the op's output."""
         return self._out_shape
 
+    @property
+    def function(self):
+        """The Function subclass this node ran, e.g. minigrad.ops.matmul.MatMul."""
+        return self._fn
+
+    @property
+    def freed(self):
+        """True once backward has released what forward saved (unless retain_graph)."""
+        return self._freed
+
+    @property
+    def output(self):
+        """The op's output Tensor while it is alive, else None (the graph keeps no outputs,
+        except labelled ones in study mode)."""
+        return None if self._out_ref is None else self._out_ref()
+
     def save_for_backward(self, *arrays):
         """Keep arrays for backward; they are freed after backward unless retain_graph."""
         self.saved_tensors = arrays
@@ -222,7 +238,13 @@ class _InputRef:
 
 
 class Function:
-    """Base class of every differentiable op. Subclasses define static forward/backward."""
+    """Base class of every differentiable op. Subclasses define static forward/backward.
+
+    `explanation`, for `minigrad.viz.explain`, is (what backward does in words, the rule in
+    symbols, what forward saves), with g the gradient arriving at the output.
+    """
+
+    explanation = None
 
     @staticmethod
     def forward(ctx, *args):
@@ -280,6 +302,12 @@ def unbroadcast(grad, shape, dtype):
     if grad.dtype != dtype:
         grad = grad.astype(dtype)
     return grad
+
+
+def graph_nodes(tensor):
+    """The nodes of the graph that made `tensor`, each after every node that consumes its
+    output (the order backward visits them); [] for a leaf."""
+    return [] if tensor.grad_fn is None else _topological_order(tensor.grad_fn)
 
 
 def _topological_order(root):

@@ -13,6 +13,12 @@ from minigrad.tensor import Tensor
 
 
 class Add(Function):
+    explanation = (  # for viz.explain: what backward does, its rule, what it saves
+        "Sum: both inputs receive the gradient unchanged (summed over broadcast axes).",
+        "da = g, db = g",
+        "nothing",
+    )
+
     @staticmethod
     def forward(ctx, a, b):
         return a + b
@@ -23,6 +29,12 @@ class Add(Function):
 
 
 class Sub(Function):
+    explanation = (  # for viz.explain: what backward does, its rule, what it saves
+        "Difference: a gets g, b gets -g.",
+        "da = g, db = -g",
+        "nothing",
+    )
+
     @staticmethod
     def forward(ctx, a, b):
         return a - b
@@ -33,6 +45,12 @@ class Sub(Function):
 
 
 class Mul(Function):
+    explanation = (  # for viz.explain: what backward does, its rule, what it saves
+        "Product: each input's gradient is g times the other input.",
+        "da = g * b, db = g * a",
+        "both inputs a, b",
+    )
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -47,6 +65,12 @@ class Mul(Function):
 
 
 class Div(Function):
+    explanation = (  # for viz.explain: what backward does, its rule, what it saves
+        "Quotient y = a / b.",
+        "da = g / b, db = -g * a / b^2",
+        "both inputs a, b",
+    )
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -61,6 +85,12 @@ class Div(Function):
 
 
 class Pow(Function):
+    explanation = (  # for viz.explain: what backward does, its rule, what it saves
+        "Power y = x^p.",
+        "dx = g * p * x^(p-1), dp = g * y * log(x)",
+        "x, the exponent and y",
+    )
+
     @staticmethod
     def forward(ctx, x, exponent):
         y = x**exponent
@@ -80,6 +110,12 @@ class Pow(Function):
 
 
 class Neg(Function):
+    explanation = (  # for viz.explain: what backward does, its rule, what it saves
+        "Negation flips the gradient's sign.",
+        "dx = -g",
+        "nothing",
+    )
+
     @staticmethod
     def forward(ctx, x):
         return -x
@@ -90,6 +126,12 @@ class Neg(Function):
 
 
 class Exp(Function):
+    explanation = (  # for viz.explain: what backward does, its rule, what it saves
+        "y = exp(x) is its own derivative, so backward reuses the output.",
+        "dx = g * y",
+        "the output y",
+    )
+
     @staticmethod
     def forward(ctx, x):
         y = np.exp(x)
@@ -103,6 +145,12 @@ class Exp(Function):
 
 
 class Log(Function):
+    explanation = (  # for viz.explain: what backward does, its rule, what it saves
+        "y = log(x).",
+        "dx = g / x",
+        "the input x",
+    )
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -116,6 +164,12 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    explanation = (  # for viz.explain: what backward does, its rule, what it saves
+        "y = sqrt(x).",
+        "dx = g / (2 y)",
+        "the output y",
+    )
+
     @staticmethod
     def forward(ctx, x):
         with np.errstate(invalid="ignore"):
@@ -131,6 +185,12 @@ class Sqrt(Function):
 
 
 class Abs(Function):
+    explanation = (  # for viz.explain: what backward does, its rule, what it saves
+        "y = |x|: the gradient's sign follows x (0 at 0).",
+        "dx = g * sign(x)",
+        "the input x",
+    )
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -143,6 +203,12 @@ class Abs(Function):
 
 
 class Tanh(Function):
+    explanation = (  # for viz.explain: what backward does, its rule, what it saves
+        "y = tanh(x).",
+        "dx = g * (1 - y^2)",
+        "the output y",
+    )
+
     @staticmethod
     def forward(ctx, x):
         y = np.tanh(x)
@@ -156,6 +222,12 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
+    explanation = (  # for viz.explain: what backward does, its rule, what it saves
+        "y = 1 / (1 + exp(-x)).",
+        "dx = g * y * (1 - y)",
+        "the output y",
+    )
+
     @staticmethod
     def forward(ctx, x):
         # exp of a negative argument only, so large |x| neither overflows nor warns.
@@ -171,6 +243,12 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
+    explanation = (  # for viz.explain: what backward does, its rule, what it saves
+        "y = max(x, 0): the gradient passes where x > 0 and stops elsewhere.",
+        "dx = g * (x > 0)",
+        "the input x",
+    )
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -184,6 +262,12 @@ class ReLU(Function):
 
 class GELU(Function):
     """x * Phi(x), exact (erf) or with PyTorch's tanh approximation."""
+
+    explanation = (  # for viz.explain: what backward does, its rule, what it saves
+        "y = x * Phi(x) (Phi = standard normal CDF, or its tanh approximation).",
+        "dx = g * (Phi(x) + x * phi(x))",
+        "the input x and the approximation",
+    )
 
     @staticmethod
     def forward(ctx, x, approximate):
@@ -200,6 +284,12 @@ class GELU(Function):
 class Maximum(Function):
     """Elementwise max (or min, with `np.minimum`): the larger input takes the gradient, and
     on ties each takes half, as PyTorch."""
+
+    explanation = (  # for viz.explain: what backward does, its rule, what it saves
+        "Elementwise max: the larger input takes the gradient, ties split it.",
+        "da = g * [a > b] (+ g/2 on ties), db = the rest",
+        "both inputs",
+    )
 
     pick = staticmethod(np.maximum)
 
@@ -219,10 +309,22 @@ class Maximum(Function):
 
 
 class Minimum(Maximum):
+    explanation = (  # for viz.explain: what backward does, its rule, what it saves
+        "Elementwise min: the smaller input takes the gradient, ties split it.",
+        "da = g * [a < b] (+ g/2 on ties), db = the rest",
+        "both inputs",
+    )
+
     pick = staticmethod(np.minimum)
 
 
 class Clip(Function):
+    explanation = (  # for viz.explain: what backward does, its rule, what it saves
+        "Clamp to [low, high]: the gradient passes inside the range only.",
+        "dx = g * [low <= x <= high]",
+        "the input x and the bounds",
+    )
+
     @staticmethod
     def forward(ctx, x, low, high):
         ctx.save_for_backward(x)
@@ -242,6 +344,12 @@ class Clip(Function):
 
 
 class Where(Function):
+    explanation = (  # for viz.explain: what backward does, its rule, what it saves
+        "Select a or b by cond: each gets the gradient where it was chosen.",
+        "da = g * cond, db = g * (1 - cond)",
+        "the condition",
+    )
+
     @staticmethod
     def forward(ctx, cond, a, b):
         ctx.save_for_backward(cond)
@@ -256,6 +364,13 @@ class Where(Function):
 
 
 class MaskedFill(Function):
+    explanation = (  # for viz.explain: what backward does, its rule, what it saves
+        "Masked entries were replaced by a constant (-inf for attention masks), so they get no "
+        "gradient: this is what stops the future leaking back.",
+        "dx = g * (1 - mask)",
+        "the mask",
+    )
+
     @staticmethod
     def forward(ctx, x, mask, value):
         ctx.save_for_backward(mask)
@@ -268,6 +383,12 @@ class MaskedFill(Function):
 
 
 class AsType(Function):
+    explanation = (  # for viz.explain: what backward does, its rule, what it saves
+        "A dtype cast: the gradient is cast back to the input's dtype.",
+        "dx = g.astype(x.dtype)",
+        "nothing",
+    )
+
     @staticmethod
     def forward(ctx, x, dtype):
         return x.astype(dtype)

@@ -7,6 +7,13 @@ from minigrad.kernels import K
 class Embedding(Function):
     """weight (n, D)[idx (...)] -> (..., D); the backward scatter-adds rows (repeats add up)."""
 
+    explanation = (  # for viz.explain: what backward does, its rule, what it saves
+        "Row lookup W[idx]: the gradient rows are added back into the rows of W that were used "
+        "(repeated ids add up).",
+        "dW = zeros; dW[idx] += g",
+        "the ids and the table size",
+    )
+
     @staticmethod
     def forward(ctx, weight, idx):
         ctx.save_for_backward(idx)

@@ -7,6 +7,14 @@ from minigrad.kernels import K
 class LayerNorm(Function):
     """(x - mean) / sqrt(var + eps) * weight + bias over the last axis; weight, bias optional."""
 
+    explanation = (  # for viz.explain: what backward does, its rule, what it saves
+        "y = xhat * w + b with xhat = (x - mean) * rstd over the last axis. The input gradient "
+        "removes the mean and the xhat-component of g * w.",
+        "dx = rstd * (gw - mean(gw) - xhat * mean(gw * xhat)), gw = g * w; dw = sum(g * xhat), "
+        "db = sum(g)",
+        "x, w, mean and rstd",
+    )
+
     @staticmethod
     def forward(ctx, x, weight, bias, eps):
         y, mean, rstd = K.layer_norm_forward(x, weight, bias, eps)  # mean, rstd (..., 1)

@@ -13,6 +13,14 @@ def _to_last(x, axis):
 
 
 class Softmax(Function):
+    explanation = (  # for viz.explain: what backward does, its rule, what it saves
+        "p = softmax(s) along an axis. The Jacobian is diag(p) - p p^T, so the gradient is p "
+        "times (g minus its p-weighted mean): a row that is nearly one-hot (saturated) passes "
+        "almost no gradient.",
+        "ds = p * (g - sum(g * p, axis))",
+        "the output p",
+    )
+
     @staticmethod
     def forward(ctx, x, axis):
         y = K.softmax(_to_last(x, axis))
@@ -28,6 +36,12 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
+    explanation = (  # for viz.explain: what backward does, its rule, what it saves
+        "y = s - logsumexp(s): the gradient minus the softmax times its sum.",
+        "ds = g - exp(y) * sum(g, axis)",
+        "the output y",
+    )
+
     @staticmethod
     def forward(ctx, x, axis):
         y = K.log_softmax(_to_last(x, axis))
