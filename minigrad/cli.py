@@ -124,12 +124,18 @@ def add_attention_parser(subparsers):
     p = subparsers.add_parser(
         "attention", help="draw or list a checkpoint's attention for a text",
         description="Write a PNG grid of every layer's and head's attention map for TEXT "
-                    "(rows = layers, columns = heads, axes = its characters); with "
+                    "(rows = layers, columns = heads, axes = its characters; for an "
+                    "encoder-decoder checkpoint the cross-attention, source across and "
+                    "decoder input down, and the encoder's and decoder's self-attention "
+                    "in OUT-encoder.png and OUT-decoder.png); with "
                     "--position, list the positions that position attends to most in each "
                     "head, with the score q.k/sqrt(d) and the weight.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--ckpt", default="out/ckpt", help="checkpoint directory")
-    p.add_argument("--text", required=True, help="the text to run through the model")
+    p.add_argument("--text", required=True, help="the text to run through the model (for "
+                   "an encoder-decoder checkpoint: the source)")
+    p.add_argument("--target", default=None, help="encoder-decoder only: the target to "
+                   "attend with (default: the model's greedy output)")
     p.add_argument("--out", default=None, help="PNG to write (default attn.png when no "
                    "--position is given)")
     p.add_argument("--position", type=int, default=None,

@@ -129,10 +129,12 @@ class ReLU(Module):
 
 
 def _attention_probs(q, k, attn_mask, causal):
-    """softmax(q k^T / sqrt(hs) + mask) as an ndarray (B, nh, T, S), the same math as
-    F.scaled_dot_product_attention; masked entries are exactly 0 (a fully masked row is 0)."""
+    """(scores q k^T / sqrt(hs), softmax(scores + mask)) as ndarrays (B, nh, T, S), the same
+    math as F.scaled_dot_product_attention; masked entries of the probabilities are exactly
+    0 (a fully masked row is 0)."""
     T, S = q.shape[-2], k.shape[-2]
-    scores = q @ np.swapaxes(k, -1, -2) * (1.0 / math.sqrt(q.shape[-1]))  # (B, nh, T, S)
+    raw = q @ np.swapaxes(k, -1, -2) * (1.0 / math.sqrt(q.shape[-1]))  # (B, nh, T, S)
+    scores = raw
     if causal:
         scores = np.where(np.tril(np.ones((T, S), dtype=bool)), scores, -np.inf)
     if attn_mask is not None:
@@ -141,7 +143,7 @@ def _attention_probs(q, k, attn_mask, causal):
     top = scores.max(axis=-1, keepdims=True)
     exp = np.exp(scores - np.where(np.isfinite(top), top, 0.0))
     total = exp.sum(axis=-1, keepdims=True)
-    return np.divide(exp, total, out=np.zeros_like(exp), where=total > 0)
+    return raw, np.divide(exp, total, out=np.zeros_like(exp), where=total > 0)
 
 
 def _merge_masks(attn_mask, key_padding_mask, B, S, dtype):
@@ -185,7 +187,8 @@ class MultiHeadAttention(Module):
     gradient.
 
     Set `need_weights = True` to keep the last attention probabilities in `attn_weights`,
-    an ndarray (B, nh, T, S) (S = T for self-attention), for study.
+    an ndarray (B, nh, T, S) (S = T for self-attention), and the scores q.k / sqrt(hs)
+    before masking in `attn_scores` (same shape), for study.
     """
 
     def __init__(self, embed_dim, num_heads, bias=True, dropout=0.0, causal=False,
@@ -212,6 +215,7 @@ class MultiHeadAttention(Module):
         self.cross = cross
         self.need_weights = False
         self.attn_weights = None
+        self.attn_scores = None
 
     def _check(self, name, t, want):
         if t.ndim != 3 or t.shape[-1] != self.embed_dim:
@@ -249,12 +253,18 @@ class MultiHeadAttention(Module):
         if self.need_weights:
             # For study only: an extra, graph-free pass, so that training always takes the
             # (fused) attention path below and the stored weights are the pre-dropout probs.
-            self.attn_weights = _attention_probs(q.data, k.data, mask, self.causal)
+            self.attn_scores, self.attn_weights = _attention_probs(q.data, k.data, mask,
+                                                                   self.causal)
         dropout_p = self.attn_dropout.p if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, mask, is_causal=self.causal,
                                            dropout_p=dropout_p)  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, C)  # re-assemble all head outputs side by side
         return self.resid_dropout(self.c_proj(y))  # (B, T, C)
+
+    @property
+    def kind(self):
+        """"cross", "causal self" or "self": which attention this layer computes."""
+        return "cross" if self.cross else "causal self" if self.causal else "self"
 
     def extra_repr(self):
         return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, "
