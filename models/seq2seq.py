@@ -235,11 +235,14 @@ class Seq2Seq(nn.Module):
         src = self._ids(src, "source")
         src_pad = src == self.config.pad_id
         x = self._embed(src, getattr(self, "src_pos", None))  # (B, S, C)
+        return self.encode_embedded(x, src_pad), src_pad
+
+    def encode_embedded(self, x, src_pad=None):
+        """The encoder from the embedded source x (B, S, C) (tokens + positions): its
+        output (B, S, C). For study (viz.check_decoder): x can carry a gradient."""
         for layer in self.encoder.layers:
             x = layer(x, src_pad)
-        if self.config.final_norm:
-            x = self.encoder.ln_f(x)
-        return x, src_pad
+        return self.encoder.ln_f(x) if self.config.final_norm else x
 
     def decode(self, tgt_in, memory, src_pad):
         """Logits (B, T, vocab) for decoder input ids (B, T), given the encoder's output."""
@@ -249,6 +252,12 @@ class Seq2Seq(nn.Module):
                              f"{tgt_in.shape[0]} differ")
         tgt_pad = tgt_in == self.config.pad_id
         x = self._embed(tgt_in, getattr(self, "tgt_pos", None))  # (B, T, C)
+        return self.decode_embedded(x, memory, src_pad, tgt_pad)
+
+    def decode_embedded(self, x, memory, src_pad=None, tgt_pad=None):
+        """The decoder and head from the embedded decoder input x (B, T, C) and the
+        encoder's output memory (B, S, C): logits (B, T, vocab). For study, as
+        encode_embedded."""
         for layer in self.decoder.layers:
             x = layer(x, memory, src_pad, tgt_pad)
         if self.config.final_norm:

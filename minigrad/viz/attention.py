@@ -7,8 +7,8 @@ from minigrad.autograd import no_grad
 from minigrad.nn import MultiHeadAttention
 from minigrad.viz._format import show_char
 
-__all__ = ["KIND_LABELS", "attention_label", "attention_maps", "attention_modules",
-           "attention_report", "entropy_bits"]
+__all__ = ["KIND_LABELS", "attention_label", "attention_labels", "attention_maps",
+           "attention_modules", "attention_report", "entropy_bits"]
 
 
 def attention_modules(model):
@@ -33,6 +33,13 @@ def attention_label(name, kind):
         elif part.isdigit():
             where.append(f"layer {part}")
     return " ".join(where + [KIND_LABELS[kind]]) if where else f"{name} {KIND_LABELS[kind]}"
+
+
+def attention_labels(model):
+    """The label of each MultiHeadAttention layer of a model, in module order (the order
+    the GPT's and the encoder-decoder's layers run): e.g. for `Trace.attention_table`."""
+    return [attention_label(n, m.kind) for n, m in model.named_modules()
+            if isinstance(m, MultiHeadAttention)]
 
 
 def attention_maps(model, *inputs):
