@@ -80,7 +80,8 @@ def _seq2seq(args, model, tokenizer):
             raise UserError(f"the model's output for {args.text!r} is empty; give --target")
     else:
         target = args.target
-    tgt = encode_text(tokenizer, target, "--target", block - 1)
+    tgt = encode_text(tokenizer, target, "--target", block - 1,
+                      f"block_size {block}, less one for BOS")
     tgt_in = np.concatenate([[model.config.bos_id], tgt])[None, :]  # BOS + target
     maps = attention_maps(model, src[None, :], tgt_in)
     queries = BOS_MARK + target  # the decoder's input, one character per row

@@ -25,7 +25,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from minigrad.models.checkpoint import register_model_kind
 from minigrad.models.errors import ConfigError
 from minigrad.models.gpt import sinusoidal_positions
 
@@ -290,14 +289,20 @@ class Seq2Seq(nn.Module):
 
     # -- generation -------------------------------------------------------------------------
 
-    def generate(self, src, max_new_tokens=None, temperature=1.0, top_k=None):
+    def generate(self, src, max_new_tokens=None, temperature=1.0, top_k=None, use_cache=True):
         """Decode each source (B, S) from BOS, one id at a time, until EOS or max_new_tokens
         (default and at most block_size) ids; returns an int64 Tensor (B, N), N <= the
         limit: the generated ids after BOS, each row ending with its EOS (if it made one)
-        and then pad_id. temperature 0 picks the most likely id (greedy); otherwise the
-        logits are divided by temperature, cut to the top_k ids (None = all) and sampled
-        with minigrad's seeded generator. Records no graph; call model.eval() first if the
-        model has dropout."""
+        and then pad_id. PAD and BOS are never generated. temperature 0 picks the most
+        likely id (greedy); otherwise the logits are divided by temperature, cut to the
+        top_k ids (None = all) and sampled with minigrad's seeded generator. Records no
+        graph; call model.eval() first if the model has dropout.
+
+        use_cache (the default) encodes the source once, computes each decoder layer's
+        cross-attention keys and values once, and keeps the decoder's self-attention keys
+        and values, so that each step runs the decoder on the one new position only; it
+        returns the ids that the full recomputation (use_cache=False) returns.
+        """
         cfg = self.config
         limit = cfg.block_size if max_new_tokens is None else max_new_tokens
         if isinstance(limit, bool) or not isinstance(limit, int | np.integer) or \
@@ -315,15 +320,73 @@ class Seq2Seq(nn.Module):
             B = memory.shape[0]
             ids = np.full((B, 1), cfg.bos_id, dtype=np.int64)
             done = np.zeros(B, dtype=bool)
-            for _ in range(limit):
-                logits = self.decode(ids, memory, src_pad).data[:, -1, :]  # (B, vocab)
-                nxt = _pick(logits.astype(np.float64), temperature, top_k, rng)  # (B,)
+            step = _CachedDecoder(self, memory, src_pad) if use_cache else None
+            for t in range(limit):
+                if step is None:
+                    logits = self.decode(ids, memory, src_pad).data[:, -1, :]  # (B, vocab)
+                else:
+                    logits = step(ids[:, -1:], t).data[:, -1, :]  # (B, vocab)
+                logits = logits.astype(np.float64)
+                logits[:, [cfg.pad_id, cfg.bos_id]] = -np.inf  # never generated
+                nxt = _pick(logits, temperature, top_k, rng)  # (B,)
                 nxt = np.where(done, cfg.pad_id, nxt)
                 ids = np.concatenate([ids, nxt[:, None]], axis=1)
                 done |= nxt == cfg.eos_id
                 if done.all():
                     break
         return mg.Tensor(ids[:, 1:])
+
+
+class _CachedDecoder:
+    """The decoder one position at a time, with its keys and values kept: cross-attention's
+    from the encoder's output (computed once), self-attention's growing by one position per
+    step. `step(ids (B, 1), t)` returns the logits (B, 1, vocab) of position t. Used under
+    no_grad by Seq2Seq.generate."""
+
+    def __init__(self, model, memory, src_pad):
+        self.model = model
+        B, S, C = memory.shape
+        self.nh = model.config.n_head
+        self.keep = None if not src_pad.any() else ~src_pad[:, None, None, :]  # (B, 1, 1, S)
+        self.cross = []
+        for layer in model.decoder.layers:
+            k, v = layer.cross_attn.kv_proj(memory).split(C, axis=2)
+            self.cross.append((self._heads(k), self._heads(v)))  # (B, nh, S, hs) each
+        self.past = [None] * len(model.decoder.layers)  # self-attention (k, v) so far
+
+    def _heads(self, x):
+        B, T, C = x.shape
+        return x.view(B, T, self.nh, C // self.nh).transpose(1, 2)  # (B, nh, T, hs)
+
+    def _merge(self, att, y):
+        B, nh, T, hs = y.shape
+        return att.resid_dropout(att.c_proj(y.transpose(1, 2).reshape(B, T, nh * hs)))
+
+    def _self_attention(self, i, att, h):
+        q, k, v = (self._heads(a) for a in att.c_attn(h).split(h.shape[-1], axis=2))
+        if self.past[i] is not None:
+            k, v = mg.cat([self.past[i][0], k], axis=2), mg.cat([self.past[i][1], v], axis=2)
+        self.past[i] = (k, v)
+        # The one new query is the last position: it may see every key so far.
+        return self._merge(att, F.scaled_dot_product_attention(q, k, v))
+
+    def _cross_attention(self, i, att, h):
+        k, v = self.cross[i]
+        q = self._heads(att.q_proj(h))
+        return self._merge(att, F.scaled_dot_product_attention(q, k, v, attn_mask=self.keep))
+
+    def __call__(self, ids, t):
+        model = self.model
+        x = model._embed(ids, getattr(model, "tgt_pos", None), start=t)  # (B, 1, C)
+        for i, layer in enumerate(model.decoder.layers):
+            x = layer.residual(x, lambda h, i=i, a=layer.self_attn:
+                               self._self_attention(i, a, h), layer.ln_1)
+            x = layer.residual(x, lambda h, i=i, a=layer.cross_attn:
+                               self._cross_attention(i, a, h), layer.ln_2)
+            x = layer.residual(x, layer.mlp, layer.ln_3)
+        if model.config.final_norm:
+            x = model.decoder.ln_f(x)
+        return model.lm_head(x)  # (B, 1, vocab)
 
 
 def _pick(logits, temperature, top_k, rng):
@@ -339,6 +402,3 @@ def _pick(logits, temperature, top_k, rng):
     cdf = np.cumsum(probs, axis=-1)
     u = rng.random((logits.shape[0], 1)) * cdf[:, -1:]
     return np.argmax(cdf > u, axis=-1).astype(np.int64)
-
-
-register_model_kind("seq2seq", Seq2SeqConfig, Seq2Seq)

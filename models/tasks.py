@@ -140,7 +140,7 @@ def get_task(name):
     return TASKS[name]
 
 
-def encode_text(tokenizer, text, what, limit):
+def encode_text(tokenizer, text, what, limit, limit_note="block_size"):
     """The ids of `text`, checked: not empty, no character outside the task's vocabulary
     (nor a special token), at most `limit` characters. Raises UserError naming `what`."""
     if not text:
@@ -155,7 +155,7 @@ def encode_text(tokenizer, text, what, limit):
         raise UserError(f"{what} {text!r}: {e}") from None
     if len(ids) > limit:
         raise UserError(f"{what} {text!r} has {len(ids)} characters; the model takes at most "
-                        f"{limit} (block_size)")
+                        f"{limit} ({limit_note})")
     return ids
 
 
@@ -164,7 +164,8 @@ def make_batch(pairs, tokenizer, block_size):
     (B, T) = BOS + target and targets (B, T) = target + EOS, padded with PAD (id 0) to the
     longest of the batch."""
     srcs = [encode_text(tokenizer, s, "source", block_size) for s, _ in pairs]
-    tgts = [encode_text(tokenizer, t, "target", block_size - 1) for _, t in pairs]
+    tgts = [encode_text(tokenizer, t, "target", block_size - 1,
+                        f"block_size {block_size}, less one for BOS") for _, t in pairs]
     B, S, T = len(pairs), max(map(len, srcs)), max(map(len, tgts)) + 1
     src = np.zeros((B, S), np.int64)
     tgt_in, targets = np.zeros((B, T), np.int64), np.zeros((B, T), np.int64)

@@ -218,3 +218,26 @@ def test_errors_name_the_problem():
         Seq2SeqConfig(n_embd=8, n_head=3)
     with pytest.raises(ConfigError, match="pad_id, bos_id and eos_id must differ"):
         Seq2SeqConfig(bos_id=0)
+
+
+@pytest.mark.parametrize("layout", [dict(), dict(norm_first=True, pos_encoding="learned")])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_generate_with_cache_returns_the_ids_without(layout, seed):
+    config = Seq2SeqConfig(**{**dict(vocab_size=12, block_size=10, n_layer=2, n_head=2,
+                                     n_embd=16), **layout})
+    mg.manual_seed(seed)
+    model = Seq2Seq(config)
+    model.eval()
+    rng = np.random.default_rng(seed)
+    src = rng.integers(3, 12, size=(6, 8))
+    src[1:, 5:] = PAD  # some padded sources
+    for kwargs in (dict(temperature=0.0), dict(temperature=1.3, top_k=4),
+                   dict(temperature=2.0)):
+        mg.manual_seed(seed + 10)
+        cached = model.generate(src, 10, use_cache=True, **kwargs)
+        mg.manual_seed(seed + 10)
+        full = model.generate(src, 10, use_cache=False, **kwargs)
+        np.testing.assert_array_equal(cached.data, full.data)
+        assert cached.grad_fn is None and not cached.requires_grad
+    # the cache records no graph: no parameter gets a gradient path through it
+    assert all(p.grad is None for p in model.parameters())
