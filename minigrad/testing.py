@@ -285,6 +285,11 @@ def _run_mg(info, sample, dtype):
     return _outputs(info.op(*args, **kwargs)), leaves
 
 
+def _number(value):
+    value = value.item()
+    return f"{value:.8g}" if isinstance(value, float) else repr(value)
+
+
 class _Checking:
     """Turn anything a check raises into an OpCheckError that names the op and sample."""
 
@@ -308,13 +313,21 @@ class _Checking:
         """Raise unless `got` has `expected`'s shape and values (within atol, rtol)."""
         got, expected = np.asarray(got), np.asarray(expected)
         if got.shape != expected.shape:
-            raise OpCheckError(f"{self.prefix}: {what} has shape {got.shape}, the reference's "
-                               f"has shape {expected.shape}")
-        try:
-            np.testing.assert_allclose(got, expected, atol=atol, rtol=rtol)
-        except AssertionError as error:
-            raise OpCheckError(f"{self.prefix}: {what} differs from the reference: "
-                               f"{str(error).strip()}") from None
+            self.fail(f"{what} has shape {got.shape}, the reference's has shape "
+                      f"{expected.shape}")
+        if got.dtype.kind in "fc" or expected.dtype.kind in "fc":
+            bad = ~np.isclose(got, expected, atol=atol, rtol=rtol, equal_nan=True)
+            with np.errstate(invalid="ignore"):
+                gap = np.where(bad, np.nan_to_num(np.abs(got - expected), nan=np.inf), -1.0)
+            bound = f" (atol={atol}, rtol={rtol})"
+        else:  # bool or integer results are exact
+            bad = got != expected
+            gap, bound = bad.astype(float), ""
+        if bad.any():
+            worst = np.unravel_index(int(np.argmax(gap)), got.shape)
+            self.fail(f"{what} differs from the reference at {int(bad.sum())} of {bad.size} "
+                      f"elements; the worst at {tuple(int(k) for k in worst)}: "
+                      f"{_number(got[worst])} != {_number(expected[worst])}{bound}")
 
     def fail(self, message):
         raise OpCheckError(f"{self.prefix}: {message}")
