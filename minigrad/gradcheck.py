@@ -39,10 +39,11 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
 
     def loss():
         outs = _outputs(fn(*args))
-        return sum(float(np.sum(np.where(w != 0, o.data, 0.0) * w)) for o, w in zip(outs, weights))
+        return sum(float(np.sum(np.where(w != 0, o.data, 0.0) * w))
+                   for o, w in zip(outs, weights, strict=True))
 
     outs = _outputs(fn(*args))
-    for o, w in zip(outs, weights):
+    for o, w in zip(outs, weights, strict=True):
         if o.requires_grad:
             o.backward(w.astype(o.dtype), retain_graph=True)
 

@@ -193,7 +193,7 @@ def expand(x, *shape):
     if lead < 0:
         raise ValueError(f"expand: shape {shape} has fewer dims than the tensor {x.shape}")
     full = tuple(x.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(shape))
-    ok = all(n in (1, s) for n, s in zip(x.shape, full[lead:])) and -1 not in full
+    ok = all(n in (1, s) for n, s in zip(x.shape, full[lead:], strict=True)) and -1 not in full
     if not ok:
         raise ValueError(f"expand: cannot expand a tensor of shape {x.shape} to {shape}")
     return Expand.apply(x, full)
