@@ -355,3 +355,42 @@ def test_attention_command_user_errors(checkpoint, capsys):
     assert "block_size=12" in capsys.readouterr().err
     assert main(["attention", "--ckpt", ckpt, "--text", TEXT, "--position", "9"]) == 2
     assert "outside the text" in capsys.readouterr().err
+
+
+class TinyIdsModel(nn.Module):
+    """A user's own id-taking model (not the GPT): embedding, one attention layer, head."""
+
+    def __init__(self, causal):
+        super().__init__()
+        self.emb = nn.Embedding(7, 8)
+        self.attn = nn.MultiHeadAttention(8, 2, causal=causal)
+        self.head = nn.Linear(8, 7)
+
+    def forward(self, ids):
+        return self.head(self.attn(self.emb(ids)))
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_causal_check_on_any_ids_model_through_forward_hooks(causal):
+    mg.manual_seed(0)
+    model = TinyIdsModel(causal)
+    report = viz.check_causal(model, T=5)
+    assert report.passed is causal
+    assert report.context_dependence is None
+    assert np.all(report.dependence[np.tril_indices(5)] > 0)
+    assert not model.emb.__dict__.get("_forward_hooks")  # the hooks are gone afterwards
+
+
+def test_forward_hook_sees_and_may_replace_the_output():
+    layer = nn.Linear(3, 2)
+    seen = []
+    handle = layer.register_forward_hook(lambda m, args, out: seen.append((m, args[0], out)))
+    x = mg.randn(4, 3)
+    out = layer(x)
+    assert seen == [(layer, x, out)]
+    handle.remove()
+    handle.remove()  # a second remove does nothing
+    layer(x)
+    assert len(seen) == 1
+    layer.register_forward_hook(lambda m, args, out: out * 0)
+    assert np.all(layer(x).data == 0)
