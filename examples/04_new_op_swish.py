@@ -59,7 +59,7 @@ def main(argv=None):
     y = swish(x)
     print("x =\n", x.data, "\nswish(x) =\n", y.data.round(4))
     print("graph:", y.grad_fn, "; what it saved:")
-    print(viz.explain(y))  # no explanation yet: explain shows the backward's source
+    print(viz.explain(y))  # no `backward:` line yet: explain shows the backward's source
     y.sum().backward()
     print("dL/dx for L = sum(swish(x)):\n", x.grad.round(4))
 
@@ -78,10 +78,12 @@ def main(argv=None):
         print("matches torch.nn.functional.silu forward and backward:",
               same and np.allclose(torch.nn.functional.silu(xt).detach().numpy(), y.data))
 
-    # An op explains itself with a class attribute beside its forward and backward.
-    Swish.explanation = (
-        "y = x * sigmoid(x): the product rule on x and s = sigmoid(x).",
-        "dx = g * (s + x * s * (1 - s))", "the input x and s")
+    # An op explains itself in its docstring: words, then `backward:` and `saves:` lines.
+    Swish.__doc__ = """y = x * sigmoid(x): the product rule on x and s = sigmoid(x).
+
+    backward: dx = g * (s + x * s * (1 - s))
+    saves: the input x and s
+    """
     print("\nwith its explain entry:\n" + viz.explain(Swish))
     print("\nto test it with every other op, add to tests/op_db.py:\n    " + OP_DB_ROW)
     return 0

@@ -240,11 +240,10 @@ class _InputRef:
 class Function:
     """Base class of every differentiable op. Subclasses define static forward/backward.
 
-    `explanation`, for `minigrad.viz.explain`, is (what backward does in words, the rule in
-    symbols, what forward saves), with g the gradient arriving at the output.
+    A subclass's docstring explains its backward for `minigrad.viz.explain`: what backward
+    does in words, then a line `backward: <the rule>` (g is the gradient arriving at the
+    output) and a line `saves: <what forward saves>`.
     """
-
-    explanation = None
 
     @staticmethod
     def forward(ctx, *args):

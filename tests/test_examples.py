@@ -71,7 +71,7 @@ def test_04_new_op_swish(capsys):
     assert status == 0
     assert "gradcheck passed: True" in out
     assert "matches torch.nn.functional.silu forward and backward: True" in out
-    assert "no `explanation` on the Function" in out  # before it is added
+    assert "no `backward:` line in its docstring" in out  # before it is written
     assert "backward: dx = g * (s + x * s * (1 - s))" in out
 
 

@@ -13,11 +13,11 @@ from minigrad.tensor import Tensor
 
 
 class Add(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Sum: both inputs receive the gradient unchanged (summed over broadcast axes).",
-        "da = g, db = g",
-        "nothing",
-    )
+    """Sum: both inputs receive the gradient unchanged (summed over broadcast axes).
+
+    backward: da = g, db = g
+    saves: nothing
+    """
 
     @staticmethod
     def forward(ctx, a, b):
@@ -29,11 +29,11 @@ class Add(Function):
 
 
 class Sub(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Difference: a gets g, b gets -g.",
-        "da = g, db = -g",
-        "nothing",
-    )
+    """Difference: a gets g, b gets -g.
+
+    backward: da = g, db = -g
+    saves: nothing
+    """
 
     @staticmethod
     def forward(ctx, a, b):
@@ -45,11 +45,11 @@ class Sub(Function):
 
 
 class Mul(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Product: each input's gradient is g times the other input.",
-        "da = g * b, db = g * a",
-        "both inputs a, b",
-    )
+    """Product: each input's gradient is g times the other input.
+
+    backward: da = g * b, db = g * a
+    saves: both inputs a, b
+    """
 
     @staticmethod
     def forward(ctx, a, b):
@@ -65,11 +65,11 @@ class Mul(Function):
 
 
 class Div(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Quotient y = a / b.",
-        "da = g / b, db = -g * a / b^2",
-        "both inputs a, b",
-    )
+    """Quotient y = a / b.
+
+    backward: da = g / b, db = -g * a / b^2
+    saves: both inputs a, b
+    """
 
     @staticmethod
     def forward(ctx, a, b):
@@ -85,11 +85,11 @@ class Div(Function):
 
 
 class Pow(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Power y = x^p.",
-        "dx = g * p * x^(p-1), dp = g * y * log(x)",
-        "x, the exponent and y",
-    )
+    """Power y = x^p.
+
+    backward: dx = g * p * x^(p-1), dp = g * y * log(x)
+    saves: x, the exponent and y
+    """
 
     @staticmethod
     def forward(ctx, x, exponent):
@@ -110,11 +110,11 @@ class Pow(Function):
 
 
 class Neg(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Negation flips the gradient's sign.",
-        "dx = -g",
-        "nothing",
-    )
+    """Negation flips the gradient's sign.
+
+    backward: dx = -g
+    saves: nothing
+    """
 
     @staticmethod
     def forward(ctx, x):
@@ -126,11 +126,11 @@ class Neg(Function):
 
 
 class Exp(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "y = exp(x) is its own derivative, so backward reuses the output.",
-        "dx = g * y",
-        "the output y",
-    )
+    """y = exp(x) is its own derivative, so backward reuses the output.
+
+    backward: dx = g * y
+    saves: the output y
+    """
 
     @staticmethod
     def forward(ctx, x):
@@ -145,11 +145,11 @@ class Exp(Function):
 
 
 class Log(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "y = log(x).",
-        "dx = g / x",
-        "the input x",
-    )
+    """y = log(x).
+
+    backward: dx = g / x
+    saves: the input x
+    """
 
     @staticmethod
     def forward(ctx, x):
@@ -164,11 +164,11 @@ class Log(Function):
 
 
 class Sqrt(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "y = sqrt(x).",
-        "dx = g / (2 y)",
-        "the output y",
-    )
+    """y = sqrt(x).
+
+    backward: dx = g / (2 y)
+    saves: the output y
+    """
 
     @staticmethod
     def forward(ctx, x):
@@ -185,11 +185,11 @@ class Sqrt(Function):
 
 
 class Abs(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "y = |x|: the gradient's sign follows x (0 at 0).",
-        "dx = g * sign(x)",
-        "the input x",
-    )
+    """y = |x|: the gradient's sign follows x (0 at 0).
+
+    backward: dx = g * sign(x)
+    saves: the input x
+    """
 
     @staticmethod
     def forward(ctx, x):
@@ -203,11 +203,11 @@ class Abs(Function):
 
 
 class Tanh(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "y = tanh(x).",
-        "dx = g * (1 - y^2)",
-        "the output y",
-    )
+    """y = tanh(x).
+
+    backward: dx = g * (1 - y^2)
+    saves: the output y
+    """
 
     @staticmethod
     def forward(ctx, x):
@@ -222,11 +222,11 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "y = 1 / (1 + exp(-x)).",
-        "dx = g * y * (1 - y)",
-        "the output y",
-    )
+    """y = 1 / (1 + exp(-x)).
+
+    backward: dx = g * y * (1 - y)
+    saves: the output y
+    """
 
     @staticmethod
     def forward(ctx, x):
@@ -243,11 +243,11 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "y = max(x, 0): the gradient passes where x > 0 and stops elsewhere.",
-        "dx = g * (x > 0)",
-        "the input x",
-    )
+    """y = max(x, 0): the gradient passes where x > 0 and stops elsewhere.
+
+    backward: dx = g * (x > 0)
+    saves: the input x
+    """
 
     @staticmethod
     def forward(ctx, x):
@@ -261,13 +261,13 @@ class ReLU(Function):
 
 
 class GELU(Function):
-    """x * Phi(x), exact (erf) or with PyTorch's tanh approximation."""
+    """x * Phi(x), exact (erf) or with PyTorch's tanh approximation.
 
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "y = x * Phi(x) (Phi = standard normal CDF, or its tanh approximation).",
-        "dx = g * (Phi(x) + x * phi(x))",
-        "the input x and the approximation",
-    )
+    y = x * Phi(x) (Phi = standard normal CDF, or its tanh approximation).
+
+    backward: dx = g * (Phi(x) + x * phi(x))
+    saves: the input x and the approximation
+    """
 
     @staticmethod
     def forward(ctx, x, approximate):
@@ -283,13 +283,13 @@ class GELU(Function):
 
 class Maximum(Function):
     """Elementwise max (or min, with `np.minimum`): the larger input takes the gradient, and
-    on ties each takes half, as PyTorch."""
+    on ties each takes half, as PyTorch.
 
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Elementwise max: the larger input takes the gradient, ties split it.",
-        "da = g * [a > b] (+ g/2 on ties), db = the rest",
-        "both inputs",
-    )
+    Elementwise max: the larger input takes the gradient, ties split it.
+
+    backward: da = g * [a > b] (+ g/2 on ties), db = the rest
+    saves: both inputs
+    """
 
     pick = staticmethod(np.maximum)
 
@@ -309,21 +309,21 @@ class Maximum(Function):
 
 
 class Minimum(Maximum):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Elementwise min: the smaller input takes the gradient, ties split it.",
-        "da = g * [a < b] (+ g/2 on ties), db = the rest",
-        "both inputs",
-    )
+    """Elementwise min: the smaller input takes the gradient, ties split it.
+
+    backward: da = g * [a < b] (+ g/2 on ties), db = the rest
+    saves: both inputs
+    """
 
     pick = staticmethod(np.minimum)
 
 
 class Clip(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Clamp to [low, high]: the gradient passes inside the range only.",
-        "dx = g * [low <= x <= high]",
-        "the input x and the bounds",
-    )
+    """Clamp to [low, high]: the gradient passes inside the range only.
+
+    backward: dx = g * [low <= x <= high]
+    saves: the input x and the bounds
+    """
 
     @staticmethod
     def forward(ctx, x, low, high):
@@ -344,11 +344,11 @@ class Clip(Function):
 
 
 class Where(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Select a or b by cond: each gets the gradient where it was chosen.",
-        "da = g * cond, db = g * (1 - cond)",
-        "the condition",
-    )
+    """Select a or b by cond: each gets the gradient where it was chosen.
+
+    backward: da = g * cond, db = g * (1 - cond)
+    saves: the condition
+    """
 
     @staticmethod
     def forward(ctx, cond, a, b):
@@ -364,12 +364,12 @@ class Where(Function):
 
 
 class MaskedFill(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Masked entries were replaced by a constant (-inf for attention masks), so they get no "
-        "gradient: this is what stops the future leaking back.",
-        "dx = g * (1 - mask)",
-        "the mask",
-    )
+    """Masked entries were replaced by a constant (-inf for attention masks), so they get no
+    gradient: this is what stops the future leaking back.
+
+    backward: dx = g * (1 - mask)
+    saves: the mask
+    """
 
     @staticmethod
     def forward(ctx, x, mask, value):
@@ -383,11 +383,11 @@ class MaskedFill(Function):
 
 
 class AsType(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "A dtype cast: the gradient is cast back to the input's dtype.",
-        "dx = g.astype(x.dtype)",
-        "nothing",
-    )
+    """A dtype cast: the gradient is cast back to the input's dtype.
+
+    backward: dx = g.astype(x.dtype)
+    saves: nothing
+    """
 
     @staticmethod
     def forward(ctx, x, dtype):

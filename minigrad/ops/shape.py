@@ -17,14 +17,14 @@ def _shape_arg(shape):
 
 
 class Identity(Function):
-    """Returns its input: gives a tensor a node of its own (e.g. to label it for study)."""
+    """Returns its input: gives a tensor a node of its own (e.g. to label it for study).
 
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Passes the gradient through unchanged; exists to give a tensor its own labelled node "
-        "(q, k, v in study mode).",
-        "dx = g",
-        "nothing",
-    )
+    Passes the gradient through unchanged; exists to give a tensor its own labelled node (q, k, v in
+    study mode).
+
+    backward: dx = g
+    saves: nothing
+    """
 
     @staticmethod
     def forward(ctx, x):
@@ -36,11 +36,11 @@ class Identity(Function):
 
 
 class Reshape(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Same numbers, new shape: the gradient is reshaped back.",
-        "dx = g.reshape(x.shape)",
-        "the input shape",
-    )
+    """Same numbers, new shape: the gradient is reshaped back.
+
+    backward: dx = g.reshape(x.shape)
+    saves: the input shape
+    """
 
     @staticmethod
     def forward(ctx, x, shape):
@@ -53,11 +53,11 @@ class Reshape(Function):
 
 
 class Permute(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Axes reordered: the gradient gets the inverse permutation.",
-        "dx = g.transpose(argsort(axes))",
-        "the axes",
-    )
+    """Axes reordered: the gradient gets the inverse permutation.
+
+    backward: dx = g.transpose(argsort(axes))
+    saves: the axes
+    """
 
     @staticmethod
     def forward(ctx, x, axes):
@@ -70,12 +70,12 @@ class Permute(Function):
 
 
 class Expand(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "A broadcast view: every copy's gradient adds up in the original element (the engine's "
-        "unbroadcast sums them).",
-        "dx = sum of g over broadcast axes",
-        "nothing",
-    )
+    """A broadcast view: every copy's gradient adds up in the original element (the engine's
+    unbroadcast sums them).
+
+    backward: dx = sum of g over broadcast axes
+    saves: nothing
+    """
 
     @staticmethod
     def forward(ctx, x, shape):
@@ -87,12 +87,12 @@ class Expand(Function):
 
 
 class GetItem(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Indexing picks elements; the gradient goes back to where they came from, zeros "
-        "elsewhere; repeated indices accumulate.",
-        "dx = zeros(x.shape); dx[index] += g",
-        "input shape, dtype and the index",
-    )
+    """Indexing picks elements; the gradient goes back to where they came from, zeros elsewhere;
+    repeated indices accumulate.
+
+    backward: dx = zeros(x.shape); dx[index] += g
+    saves: input shape, dtype and the index
+    """
 
     @staticmethod
     def forward(ctx, x, index, advanced):
@@ -110,11 +110,11 @@ class GetItem(Function):
 
 
 class Cat(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Concatenation: the gradient is cut into the pieces' sizes.",
-        "dx_i = g[bounds_i : bounds_i+1] along axis",
-        "the axis and the cut points",
-    )
+    """Concatenation: the gradient is cut into the pieces' sizes.
+
+    backward: dx_i = g[bounds_i : bounds_i+1] along axis
+    saves: the axis and the cut points
+    """
 
     @staticmethod
     def forward(ctx, *arrays, axis):
@@ -128,11 +128,11 @@ class Cat(Function):
 
 
 class Stack(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Stacking: each input gets its slice of the gradient.",
-        "dx_i = g[..., i, ...] along axis",
-        "the axis",
-    )
+    """Stacking: each input gets its slice of the gradient.
+
+    backward: dx_i = g[..., i, ...] along axis
+    saves: the axis
+    """
 
     @staticmethod
     def forward(ctx, *arrays, axis):
