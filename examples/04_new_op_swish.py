@@ -74,7 +74,7 @@ def main(argv=None):
     y = swish(x)
     print("x =\n", x.data, "\nswish(x) =\n", y.data.round(4))
     print("graph:", y.grad_fn, "; what it saved:")
-    print(viz.explain(y))  # no entry yet: explain shows the backward's source
+    print(viz.explain(y))  # no `backward:` line yet: explain shows the backward's source
     y.sum().backward()
     print("dL/dx for L = sum(swish(x)):\n", x.grad.round(4))
 
@@ -98,9 +98,12 @@ def main(argv=None):
     except mg.testing.OpCheckError as error:
         print("with a broken backward it reports:\n  " + str(error).replace("\n", "\n  "))
 
-    viz.EXPLANATIONS["Swish"] = (
-        "y = x * sigmoid(x): the product rule on x and s = sigmoid(x).",
-        "dx = g * (s + x * s * (1 - s))", "the input x and s")
+    # An op explains itself in its docstring: words, then `backward:` and `saves:` lines.
+    Swish.__doc__ = """y = x * sigmoid(x): the product rule on x and s = sigmoid(x).
+
+    backward: dx = g * (s + x * s * (1 - s))
+    saves: the input x and s
+    """
     print("\nwith its explain entry:\n" + viz.explain(Swish))
     return 0
 

@@ -172,6 +172,22 @@ class Node:
         """Shape of the op's output."""
         return self._out_shape
 
+    @property
+    def function(self):
+        """The Function subclass this node ran, e.g. minigrad.ops.matmul.MatMul."""
+        return self._fn
+
+    @property
+    def freed(self):
+        """True once backward has released what forward saved (unless retain_graph)."""
+        return self._freed
+
+    @property
+    def output(self):
+        """The op's output Tensor while it is alive, else None (the graph keeps no outputs,
+        except labelled ones in study mode)."""
+        return None if self._out_ref is None else self._out_ref()
+
     def save_for_backward(self, *arrays):
         """Keep arrays for backward; they are freed after backward unless retain_graph."""
         self.saved_tensors = arrays
@@ -225,7 +241,12 @@ class _InputRef:
 
 
 class Function:
-    """Base class of every differentiable op. Subclasses define static forward/backward."""
+    """Base class of every differentiable op. Subclasses define static forward/backward.
+
+    A subclass's docstring explains its backward for `minigrad.viz.explain`: what backward
+    does in words, then a line `backward: <the rule>` (g is the gradient arriving at the
+    output) and a line `saves: <what forward saves>`.
+    """
 
     @staticmethod
     def forward(ctx, *args):
@@ -345,6 +366,12 @@ def _broadcasts_to(shape, target):
     extra = len(target) - len(shape)
     return extra >= 0 and all(
         n == m or n == 1 for n, m in zip(shape, target[extra:], strict=True))
+
+
+def graph_nodes(tensor):
+    """The nodes of the graph that made `tensor`, each after every node that consumes its
+    output (the order backward visits them); [] for a leaf."""
+    return [] if tensor.grad_fn is None else _topological_order(tensor.grad_fn)
 
 
 def _topological_order(root):

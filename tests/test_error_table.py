@@ -9,9 +9,9 @@ from dataclasses import asdict
 
 import numpy as np
 import pytest
+from minigrad.models.checkpoint import save_checkpoint
 from minigrad.models.data import CharTokenizer, load_text
 from minigrad.models.gpt import GPT, GPTConfig
-from minigrad.models.train import save_checkpoint
 
 import minigrad as mg
 from minigrad import nn, optim
@@ -178,7 +178,9 @@ CLI_CASES = {
     "negative_block_size": (["train", "--data", "{corpus}", "--block-size", "-4"],
                             ["block_size", "-4"]),
     "dropout_one": (["train", "--data", "{corpus}", "--dropout", "1.0"], ["dropout", "1.0"]),
-    "negative_lr": (["train", "--data", "{corpus}", "--lr", "-0.1"], ["lr=-0.1"]),
+    "negative_lr": (["train", "--data", "{corpus}", "--lr", "-0.1"], ["--lr must be > 0"]),
+    "min_lr_above_lr": (["train", "--data", "{corpus}", "--min-lr", "0.1"],
+                        ["--min-lr must be in [0, lr=0.001]", "0.1"]),
     "zero_batch_size": (["train", "--data", "{corpus}", "--batch-size", "0"],
                         ["--batch-size", "0"]),
     "out_dir_under_a_file": (["train", "--data", "{corpus}", "--out-dir", "{file}/out"],

@@ -76,7 +76,7 @@ def test_04_new_op_swish(capsys):
     assert "SwishForgotProduct: 6 of 12 checks failed" in out
     assert "SwishForgotProduct[1] (2, 1, 5): backward: input 0's gradient differs" in out
     assert "SwishForgotProduct[2] (): gradcheck: input 0, index ()" in out
-    assert "no entry in minigrad.viz.EXPLANATIONS" in out  # before its entry is added
+    assert "no `backward:` line in its docstring" in out  # before it is written
     assert "backward: dx = g * (s + x * s * (1 - s))" in out
 
 

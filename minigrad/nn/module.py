@@ -46,6 +46,18 @@ def _indent(text, spaces):
     return "\n".join(lines[:1] + [" " * spaces + line for line in lines[1:]])
 
 
+class _HookHandle:
+    """What `register_forward_hook` returns: `remove()` unregisters the hook."""
+
+    def __init__(self, hooks, key):
+        self._hooks = hooks
+        self._key = key
+
+    def remove(self):
+        """Unregister the hook (a second call does nothing)."""
+        self._hooks.pop(self._key, None)
+
+
 class Module:
     """Base class of every layer and model: subclass it, assign layers in __init__, and
     define forward(). Calling the module calls forward.
@@ -321,7 +333,22 @@ class Module:
         raise TypeError(f"{type(self).__name__}: a Module subclass must define forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        out = self.forward(*args, **kwargs)
+        for hook in self.__dict__.get("_forward_hooks", {}).values():
+            replaced = hook(self, args, out)
+            if replaced is not None:
+                out = replaced
+        return out
+
+    def register_forward_hook(self, hook):
+        """Call hook(module, args, output) after every forward of this module, as PyTorch
+        does; a hook that returns a value replaces the output. Returns a handle whose
+        `remove()` unregisters the hook (study tools use it to watch or substitute a
+        layer's output)."""
+        hooks = self.__dict__.setdefault("_forward_hooks", {})
+        key = max(hooks, default=-1) + 1
+        hooks[key] = hook
+        return _HookHandle(hooks, key)
 
     def extra_repr(self):
         """The layer's arguments as shown inside its repr, e.g. 'in_features=4, ...'."""

@@ -13,6 +13,12 @@ from minigrad.tensor import Tensor
 
 
 class Add(Function):
+    """Sum: both inputs receive the gradient unchanged (summed over broadcast axes).
+
+    backward: da = g, db = g
+    saves: nothing
+    """
+
     @staticmethod
     def forward(ctx, a, b):
         return a + b
@@ -23,6 +29,12 @@ class Add(Function):
 
 
 class Sub(Function):
+    """Difference: a gets g, b gets -g.
+
+    backward: da = g, db = -g
+    saves: nothing
+    """
+
     @staticmethod
     def forward(ctx, a, b):
         return a - b
@@ -33,6 +45,12 @@ class Sub(Function):
 
 
 class Mul(Function):
+    """Product: each input's gradient is g times the other input.
+
+    backward: da = g * b, db = g * a
+    saves: both inputs a, b
+    """
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -47,6 +65,12 @@ class Mul(Function):
 
 
 class Div(Function):
+    """Quotient y = a / b.
+
+    backward: da = g / b, db = -g * a / b^2
+    saves: both inputs a, b
+    """
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -61,6 +85,12 @@ class Div(Function):
 
 
 class Pow(Function):
+    """Power y = x^p.
+
+    backward: dx = g * p * x^(p-1), dp = g * y * log(x)
+    saves: x, the exponent and y
+    """
+
     @staticmethod
     def forward(ctx, x, exponent):
         y = x**exponent
@@ -80,6 +110,12 @@ class Pow(Function):
 
 
 class Neg(Function):
+    """Negation flips the gradient's sign.
+
+    backward: dx = -g
+    saves: nothing
+    """
+
     @staticmethod
     def forward(ctx, x):
         return -x
@@ -90,6 +126,12 @@ class Neg(Function):
 
 
 class Exp(Function):
+    """y = exp(x) is its own derivative, so backward reuses the output.
+
+    backward: dx = g * y
+    saves: the output y
+    """
+
     @staticmethod
     def forward(ctx, x):
         y = np.exp(x)
@@ -103,6 +145,12 @@ class Exp(Function):
 
 
 class Log(Function):
+    """y = log(x).
+
+    backward: dx = g / x
+    saves: the input x
+    """
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -116,6 +164,12 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    """y = sqrt(x).
+
+    backward: dx = g / (2 y)
+    saves: the output y
+    """
+
     @staticmethod
     def forward(ctx, x):
         with np.errstate(invalid="ignore"):
@@ -131,6 +185,12 @@ class Sqrt(Function):
 
 
 class Abs(Function):
+    """y = |x|: the gradient's sign follows x (0 at 0).
+
+    backward: dx = g * sign(x)
+    saves: the input x
+    """
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -143,6 +203,12 @@ class Abs(Function):
 
 
 class Tanh(Function):
+    """y = tanh(x).
+
+    backward: dx = g * (1 - y^2)
+    saves: the output y
+    """
+
     @staticmethod
     def forward(ctx, x):
         y = np.tanh(x)
@@ -156,6 +222,12 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
+    """y = 1 / (1 + exp(-x)).
+
+    backward: dx = g * y * (1 - y)
+    saves: the output y
+    """
+
     @staticmethod
     def forward(ctx, x):
         # exp of a negative argument only, so large |x| neither overflows nor warns.
@@ -171,6 +243,12 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
+    """y = max(x, 0): the gradient passes where x > 0 and stops elsewhere.
+
+    backward: dx = g * (x > 0)
+    saves: the input x
+    """
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -183,7 +261,13 @@ class ReLU(Function):
 
 
 class GELU(Function):
-    """x * Phi(x), exact (erf) or with PyTorch's tanh approximation."""
+    """x * Phi(x), exact (erf) or with PyTorch's tanh approximation.
+
+    y = x * Phi(x) (Phi = standard normal CDF, or its tanh approximation).
+
+    backward: dx = g * (Phi(x) + x * phi(x))
+    saves: the input x and the approximation
+    """
 
     @staticmethod
     def forward(ctx, x, approximate):
@@ -199,7 +283,13 @@ class GELU(Function):
 
 class Maximum(Function):
     """Elementwise max (or min, with `np.minimum`): the larger input takes the gradient, and
-    on ties each takes half, as PyTorch."""
+    on ties each takes half, as PyTorch.
+
+    Elementwise max: the larger input takes the gradient, ties split it.
+
+    backward: da = g * [a > b] (+ g/2 on ties), db = the rest
+    saves: both inputs
+    """
 
     pick = staticmethod(np.maximum)
 
@@ -219,10 +309,22 @@ class Maximum(Function):
 
 
 class Minimum(Maximum):
+    """Elementwise min: the smaller input takes the gradient, ties split it.
+
+    backward: da = g * [a < b] (+ g/2 on ties), db = the rest
+    saves: both inputs
+    """
+
     pick = staticmethod(np.minimum)
 
 
 class Clip(Function):
+    """Clamp to [low, high]: the gradient passes inside the range only.
+
+    backward: dx = g * [low <= x <= high]
+    saves: the input x and the bounds
+    """
+
     @staticmethod
     def forward(ctx, x, low, high):
         ctx.save_for_backward(x)
@@ -242,6 +344,12 @@ class Clip(Function):
 
 
 class Where(Function):
+    """Select a or b by cond: each gets the gradient where it was chosen.
+
+    backward: da = g * cond, db = g * (1 - cond)
+    saves: the condition
+    """
+
     @staticmethod
     def forward(ctx, cond, a, b):
         ctx.save_for_backward(cond)
@@ -256,6 +364,13 @@ class Where(Function):
 
 
 class MaskedFill(Function):
+    """Masked entries were replaced by a constant (-inf for attention masks), so they get no
+    gradient: this is what stops the future leaking back.
+
+    backward: dx = g * (1 - mask)
+    saves: the mask
+    """
+
     @staticmethod
     def forward(ctx, x, mask, value):
         ctx.save_for_backward(mask)
@@ -268,6 +383,12 @@ class MaskedFill(Function):
 
 
 class AsType(Function):
+    """A dtype cast: the gradient is cast back to the input's dtype.
+
+    backward: dx = g.astype(x.dtype)
+    saves: nothing
+    """
+
     @staticmethod
     def forward(ctx, x, dtype):
         return x.astype(dtype)

@@ -5,7 +5,14 @@ from minigrad.kernels import K
 
 
 class Embedding(Function):
-    """weight (n, D)[idx (...)] -> (..., D); the backward scatter-adds rows (repeats add up)."""
+    """weight (n, D)[idx (...)] -> (..., D); the backward scatter-adds rows (repeats add up).
+
+    Row lookup W[idx]: the gradient rows are added back into the rows of W that were used (repeated
+    ids add up).
+
+    backward: dW = zeros; dW[idx] += g
+    saves: the ids and the table size
+    """
 
     @staticmethod
     def forward(ctx, weight, idx):

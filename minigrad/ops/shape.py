@@ -17,7 +17,14 @@ def _shape_arg(shape):
 
 
 class Identity(Function):
-    """Returns its input: gives a tensor a node of its own (e.g. to label it for study)."""
+    """Returns its input: gives a tensor a node of its own (e.g. to label it for study).
+
+    Passes the gradient through unchanged; exists to give a tensor its own labelled node (q, k, v in
+    study mode).
+
+    backward: dx = g
+    saves: nothing
+    """
 
     @staticmethod
     def forward(ctx, x):
@@ -29,6 +36,12 @@ class Identity(Function):
 
 
 class Reshape(Function):
+    """Same numbers, new shape: the gradient is reshaped back.
+
+    backward: dx = g.reshape(x.shape)
+    saves: the input shape
+    """
+
     @staticmethod
     def forward(ctx, x, shape):
         ctx.shape = x.shape
@@ -40,6 +53,12 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    """Axes reordered: the gradient gets the inverse permutation.
+
+    backward: dx = g.transpose(argsort(axes))
+    saves: the axes
+    """
+
     @staticmethod
     def forward(ctx, x, axes):
         ctx.axes = axes
@@ -51,6 +70,13 @@ class Permute(Function):
 
 
 class Expand(Function):
+    """A broadcast view: every copy's gradient adds up in the original element (the engine's
+    unbroadcast sums them).
+
+    backward: dx = sum of g over broadcast axes
+    saves: nothing
+    """
+
     @staticmethod
     def forward(ctx, x, shape):
         return np.broadcast_to(x, shape)
@@ -61,6 +87,13 @@ class Expand(Function):
 
 
 class GetItem(Function):
+    """Indexing picks elements; the gradient goes back to where they came from, zeros elsewhere;
+    repeated indices accumulate.
+
+    backward: dx = zeros(x.shape); dx[index] += g
+    saves: input shape, dtype and the index
+    """
+
     @staticmethod
     def forward(ctx, x, index, advanced):
         ctx.shape, ctx.dtype, ctx.index, ctx.advanced = x.shape, x.dtype, index, advanced
@@ -77,6 +110,12 @@ class GetItem(Function):
 
 
 class Cat(Function):
+    """Concatenation: the gradient is cut into the pieces' sizes.
+
+    backward: dx_i = g[bounds_i : bounds_i+1] along axis
+    saves: the axis and the cut points
+    """
+
     @staticmethod
     def forward(ctx, *arrays, axis):
         ctx.axis = axis
@@ -89,6 +128,12 @@ class Cat(Function):
 
 
 class Stack(Function):
+    """Stacking: each input gets its slice of the gradient.
+
+    backward: dx_i = g[..., i, ...] along axis
+    saves: the axis
+    """
+
     @staticmethod
     def forward(ctx, *arrays, axis):
         ctx.axis = axis
