@@ -83,13 +83,18 @@ class Module:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() before "
                                "assigning attributes") from None
 
+    def _register(self, name, value, kind):
+        """Put `value` under `name` in one registry (0 parameters, 1 buffers, 2 modules)."""
+        registries = self._registries()
+        self.__dict__.pop(name, None)
+        for other in registries:
+            if other is not registries[kind]:
+                other.pop(name, None)
+        registries[kind][name] = value
+
     def __setattr__(self, name, value):
         if isinstance(value, Parameter | Module):
-            params, buffers, modules = self._registries()
-            for registry in (params, buffers, modules):
-                registry.pop(name, None)
-            self.__dict__.pop(name, None)
-            (params if isinstance(value, Parameter) else modules)[name] = value
+            self._register(name, value, 0 if isinstance(value, Parameter) else 2)
             return
         params = self.__dict__.get("_parameters", {})
         modules = self.__dict__.get("_modules", {})
@@ -131,22 +136,14 @@ class Module:
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter: '{name}' must be a Parameter or None, "
                             f"got {type(param).__name__}")
-        params, buffers, modules = self._registries()
-        self.__dict__.pop(name, None)
-        buffers.pop(name, None)
-        modules.pop(name, None)
-        params[name] = param
+        self._register(name, param, 0)
 
     def register_buffer(self, name, value):
         """Register a non-parameter array (ndarray or Tensor) that belongs in the state_dict."""
         if value is not None and not isinstance(value, np.ndarray | Tensor):
             raise TypeError(f"register_buffer: '{name}' must be an ndarray, a Tensor or None, "
                             f"got {type(value).__name__}")
-        params, buffers, modules = self._registries()
-        self.__dict__.pop(name, None)
-        params.pop(name, None)
-        modules.pop(name, None)
-        buffers[name] = value
+        self._register(name, value, 1)
 
     def add_module(self, name, module):
         """Register `module` as the child `name` (same as assigning it as an attribute)."""
