@@ -8,7 +8,14 @@ import numpy as np
 
 from minigrad.autograd import Function
 from minigrad.kernels import K
-from minigrad.ops._util import broadcast_shapes, constant, operands, shape_of
+from minigrad.ops._util import (
+    as_tensor,
+    broadcast_shapes,
+    check_choice,
+    constant,
+    operands,
+    shape_of,
+)
 from minigrad.tensor import Tensor
 
 
@@ -260,6 +267,9 @@ class ReLU(Function):
         return grad * (x > 0)
 
 
+GELU_APPROXIMATIONS = ("none", "tanh")  # exact, or the tanh approximation
+
+
 class GELU(Function):
     """x * Phi(x), exact (erf) or with PyTorch's tanh approximation.
 
@@ -487,16 +497,15 @@ def relu(x):
 
 def gelu(x, approximate="none"):
     """Gaussian error linear unit: exact ('none') or tanh approximation ('tanh')."""
-    if approximate not in ("none", "tanh"):
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return GELU.apply(_tensor(x), approximate)
+    check_choice("gelu", "approximate", approximate, GELU_APPROXIMATIONS)
+    return GELU.apply(as_tensor(x), approximate)
 
 
 def clip(x, min=None, max=None):
     """Limit x to [min, max]; either bound may be None."""
     if min is None and max is None:
         raise ValueError("clip: give at least one of min and max")
-    return Clip.apply(_tensor(x), min, max)
+    return Clip.apply(as_tensor(x), min, max)
 
 
 def where(cond, a, b):
@@ -517,7 +526,7 @@ def masked_fill(x, mask, value):
     mask = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
     if mask.dtype != bool:
         raise TypeError(f"masked_fill: mask must be a bool tensor, got dtype {mask.dtype}")
-    x = _tensor(x)
+    x = as_tensor(x)
     out_shape = broadcast_shapes("masked_fill", x.shape, mask.shape)
     if out_shape != x.shape:
         raise ValueError(f"masked_fill: mask of shape {mask.shape} does not broadcast to the "
@@ -527,7 +536,7 @@ def masked_fill(x, mask, value):
 
 def astype(x, dtype):
     """x converted to dtype; differentiable between floating dtypes."""
-    return AsType.apply(_tensor(x), np.dtype(dtype))
+    return AsType.apply(as_tensor(x), np.dtype(dtype))
 
 
 def _compare(fn, a, b):
@@ -565,7 +574,3 @@ def eq(a, b):
 def ne(a, b):
     """a != b as a bool tensor (no gradient)."""
     return _compare(np.not_equal, a, b)
-
-
-def _tensor(x):
-    return x if isinstance(x, Tensor) else Tensor(x)

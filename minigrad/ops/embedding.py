@@ -24,3 +24,14 @@ class Embedding(Function):
     def backward(ctx, grad):
         (idx,) = ctx.saved_tensors
         return K.embedding_backward(idx, grad, ctx.n), None
+
+
+def ids_out_of_range(ids, n):
+    """The first five ids (an integer ndarray) outside [0, n), as a list; [] if all are in.
+
+    The one check of token ids: `F.embedding` raises IndexError with them, and a model may
+    raise its own error type (the GPT's ValueError for a token outside its vocabulary).
+    """
+    if ids.size == 0 or (ids.min() >= 0 and ids.max() < n):
+        return []
+    return ids[(ids < 0) | (ids >= n)][:5].tolist()

@@ -74,6 +74,12 @@ def matmul(a, b):
     return out
 
 
+def check_in_features(op, x, in_features):
+    """ValueError naming `op` unless `x` is (..., in_features), the input of a linear map."""
+    if x.ndim == 0 or x.shape[-1] != in_features:
+        raise ValueError(f"{op}: expected input (..., {in_features}), got shape {tuple(x.shape)}")
+
+
 class Linear(Function):
     """x (..., in) @ weight (out, in)^T + bias (out,): three ops of the graph as one node.
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from minigrad.autograd import Function
-from minigrad.ops._util import normalize_axes
+from minigrad.ops._util import as_tensor, normalize_axes
 from minigrad.tensor import Tensor
 
 
@@ -141,7 +141,7 @@ class LogSumExp(Function):
 
 
 def _reduce(fn, name, x, axis, keepdims, *extra):
-    x = x if isinstance(x, Tensor) else Tensor(x)
+    x = as_tensor(x)
     axes = normalize_axes(name, axis, x.ndim)
     if name in ("max", "min") and builtins.any(x.shape[a] == 0 for a in axes):
         raise ValueError(f"{name}: cannot reduce an empty axis of a tensor of shape {x.shape}")

@@ -4,8 +4,7 @@ import numpy as np
 
 from minigrad.autograd import Function
 from minigrad.kernels import K
-from minigrad.ops._util import normalize_axis
-from minigrad.tensor import Tensor
+from minigrad.ops._util import as_tensor, normalize_axis
 
 
 def _to_last(x, axis):
@@ -61,7 +60,7 @@ class LogSoftmax(Function):
 
 
 def _check(op, x, axis):
-    x = x if isinstance(x, Tensor) else Tensor(x)
+    x = as_tensor(x)
     if not np.issubdtype(x.dtype, np.floating):
         raise TypeError(f"{op}: needs a floating tensor, got dtype {x.dtype}")
     return x, normalize_axis(op, axis, x.ndim)
