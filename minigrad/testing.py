@@ -15,20 +15,21 @@ taken for PyTorch; pass `framework=` to say). For an op of several arrays, each 
 uniformly from [low, high]. Arguments that are not float arrays (indices, masks, axes,
 options) are given by `Sample`s instead: `samples=[Sample((x, Const(idx)), {"axis": 1})]`.
 
-Five checks run on every sample, each in float64 unless said otherwise:
+Four checks run on every sample, in float64 unless said otherwise:
 - forward: every output has the reference's shape and values;
 - backward: with a random gradient at the output, every float input's gradient equals the
   reference's (PyTorch's autograd, or central differences of a NumPy reference), in the
   input's shape and dtype;
 - gradcheck: `mg.gradcheck`, the op's backward against differences of its own forward;
-- broadcasting: a sample whose float inputs (two or more) share one shape also yields
-  samples in which one or two of them are broadcast (a size-1 axis, fewer axes, 0-d); each
-  that the reference accepts runs every check above (`broadcast=False` turns them off);
 - dtypes: float32 inputs give float32 outputs and gradients close to the float64 ones,
   float64 inputs give float64 outputs.
+Broadcasting is checked by more samples: a sample whose float inputs (two or more) share
+one shape yields samples in which one or two of them are broadcast (a size-1 axis, fewer
+axes, 0-d); each that the reference accepts runs the four checks (`broadcast=False` turns
+them off).
 
-The checks are also separate functions (`check_forward(info, i)`, ...) on an `OpInfo` and a
-sample index, so that a test suite can make each one a test case of its own.
+The checks are also separate functions (`check_forward(info, i)`, ...; `CHECKS` holds them)
+on an `OpInfo` and a sample index, so that a test suite can make each a test case of its own.
 """
 
 import math
