@@ -47,7 +47,8 @@ def main(argv=None):
                                  n_embd=64))
     n_params = sum(p.size for p in demo.parameters())
     print(f"   {n_params:,} parameters; attention layers in the order they run:")
-    for label, layer in zip(viz.attention_labels(demo), viz.attention_modules(demo)):
+    for label, layer in zip(viz.attention_labels(demo), viz.attention_modules(demo),
+                            strict=True):
         print(f"   - {label:<40} {layer.kind}")
     print("   " + viz.explain(viz.attention_modules(demo)[3]).replace("\n", "\n   "))
 

@@ -75,7 +75,7 @@ class Seq2SeqConfig:
             raise ConfigError("activation", f"must be one of {ACTIVATIONS}, got "
                                             f"{self.activation!r}")
         ids = (self.pad_id, self.bos_id, self.eos_id)
-        for name, value in zip(("pad_id", "bos_id", "eos_id"), ids):
+        for name, value in zip(("pad_id", "bos_id", "eos_id"), ids, strict=True):
             if isinstance(value, bool) or not isinstance(value, int) or \
                     not 0 <= value < self.vocab_size:
                 raise ConfigError(name, f"must be an id in [0, vocab_size={self.vocab_size}), "

@@ -92,7 +92,7 @@ def exact_match(model, tokenizer, pairs, block_size, batch_size=500):
             preds += [decode_ids(tokenizer, row) for row in out]
     finally:
         model.train(was_training)
-    return preds, sum(p == t for p, (_, t) in zip(preds, pairs))
+    return preds, sum(p == t for p, (_, t) in zip(preds, pairs, strict=True))
 
 
 @mg.no_grad()
@@ -231,6 +231,7 @@ def train_seq2seq(cfg: Seq2SeqTrainConfig):
         preds, correct = exact_match(model, tokenizer, heldout, block_size)
         summary.update(correct=correct, total=len(heldout),
                        examples=[(s, t, p) for (s, t), p in
-                                 zip(heldout[:cfg.show], preds[:cfg.show])])
+                                 zip(heldout[:cfg.show], preds[:cfg.show],
+                                     strict=True)])
     summary["elapsed"] = time.perf_counter() - t0
     return summary

@@ -169,7 +169,7 @@ def make_batch(pairs, tokenizer, block_size):
     B, S, T = len(pairs), max(map(len, srcs)), max(map(len, tgts)) + 1
     src = np.zeros((B, S), np.int64)
     tgt_in, targets = np.zeros((B, T), np.int64), np.zeros((B, T), np.int64)
-    for b, (s, t) in enumerate(zip(srcs, tgts)):
+    for b, (s, t) in enumerate(zip(srcs, tgts, strict=True)):
         src[b, :len(s)] = s
         tgt_in[b, 0] = 1  # BOS
         tgt_in[b, 1:len(t) + 1] = t

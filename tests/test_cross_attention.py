@@ -235,5 +235,5 @@ def test_fast_sdpa_kernel_padding_masks_match_reference(mask_shape, is_causal, d
     np.testing.assert_allclose(p_f, p_r, **tol)
     assert np.all(p_f[~np.broadcast_to(mask, p_f.shape)] == 0.0)
     for got, want in zip(fast.sdpa_backward(q, k, v, p_f, go, None),
-                         reference.sdpa_backward(q, k, v, p_r, go, None)):
+                         reference.sdpa_backward(q, k, v, p_r, go, None), strict=True):
         np.testing.assert_allclose(got, want, **tol)

@@ -123,7 +123,8 @@ def test_resume_is_exact(tmp_path, capsys):
     assert _run(capsys, "--max-iters", "6", "--out-dir", str(half), "--resume", *common)[0] == 0
     a, _ = model_from_checkpoint(str(full), kind="seq2seq")
     b, _ = model_from_checkpoint(str(half), kind="seq2seq")
-    for (name, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items()):
+    for (name, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items(),
+                                     strict=True):
         np.testing.assert_array_equal(p, q, err_msg=name)
 
 

@@ -66,7 +66,7 @@ _SMALL = 1 << 16
 def _pieces(n):
     """`_THREADS` slices of nearly equal length that cover range(n)."""
     bounds = [n * i // _THREADS for i in range(_THREADS + 1)]
-    return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+    return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
 
 
 def _split(a, b, out, lead):

@@ -31,7 +31,7 @@ from minigrad.viz.attention import (
 )
 from minigrad.viz.causal import CausalReport, check_causal
 from minigrad.viz.decoder import DecoderReport, check_decoder
-from minigrad.viz.explain import explain, function_classes
+from minigrad.viz.explain import explain, explanation_of, function_classes
 from minigrad.viz.graph import graph_edges, render_dot, to_dot
 from minigrad.viz.plot import plot_attention
 from minigrad.viz.trace import ATTENTION_LABELS, Trace, trace
@@ -40,5 +40,6 @@ __all__ = [
     "ATTENTION_LABELS", "CausalReport", "DecoderReport", "KIND_LABELS", "Trace",
     "attention_label", "attention_labels", "attention_maps", "attention_modules",
     "attention_report", "check_causal", "check_decoder", "entropy_bits", "explain",
-    "function_classes", "graph_edges", "plot_attention", "render_dot", "to_dot", "trace",
+    "explanation_of", "function_classes", "graph_edges", "plot_attention", "render_dot",
+    "to_dot", "trace",
 ]

@@ -67,7 +67,7 @@ def attention_maps(model, *inputs):
                  "kind": m.kind, "label": attention_label(name, m.kind)}
                 for name, m in named if m.attn_weights is not None]
     finally:
-        for (_, m), flag in zip(named, previous):
+        for (_, m), flag in zip(named, previous, strict=True):
             m.need_weights = flag
         model.train(was_training)
     return maps
@@ -102,7 +102,7 @@ def attention_report(maps, chars, position, top=3, batch=0, context_chars=None):
             best = np.argsort(-w[head], kind="stable")[:top]
             quoted = [f"'{show_char(keys[j])}'" for j in best]
             parts = [f"{int(j):>3} {quote:<5} score {s[head, j]:+7.3f} weight {w[head, j]:.3f}"
-                     for j, quote in zip(best, quoted) if w[head, j] > 0.0]
+                     for j, quote in zip(best, quoted, strict=True) if w[head, j] > 0.0]
             lines.append(f"{name} head {head}: " + " | ".join(parts))
     return "\n".join(lines)
 
