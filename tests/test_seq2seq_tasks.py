@@ -155,3 +155,14 @@ def test_checkpoint_of_the_other_kind_is_refused(tmp_path, capsys, corpus):
     capsys.readouterr()
     status, _, err = _run(capsys, "--resume", "--out-dir", str(gpt))
     assert status == 2 and "a gpt checkpoint, but this needs a seq2seq one" in err
+
+
+def test_help_lists_the_flags(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["seq2seq", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--task", "--out-dir", "--resume", "--max-iters", "--batch-size", "--n-layer",
+                 "--n-head", "--n-embd", "--pos-encoding", "--norm-first", "--lr",
+                 "--eval-interval", "--eval-examples", "--seed", "--no-progress"):
+        assert flag in out

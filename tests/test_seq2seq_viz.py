@@ -136,3 +136,14 @@ def test_attention_command_on_a_seq2seq_run(reverse_run, tmp_path, capsys):
     assert "is empty" in capsys.readouterr().err
     assert main(["attention", "--ckpt", run, "--text", "a" * 13]) == 2
     assert "at most 12" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_check_causal_on_the_encoder_decoder_sees_every_source_position(seed):
+    """check_causal's generic path (ids through forward hooks) on the encoder-decoder: the
+    decoder input is causal and every output depends on every source position (it never
+    draws the padding id, which would be masked out)."""
+    model = tiny()
+    report = viz.check_causal(model, T=5, context=6, seed=seed)
+    assert report.passed
+    assert report.context_dependence.shape == (5, 6) and np.all(report.context_dependence > 0)
