@@ -105,6 +105,7 @@ def batch(rng, B, V, S, T):
     return src, tgt_in, targets
 
 
+@pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")  # torch, pre-LN: harmless
 @pytest.mark.parametrize("layout", [
     dict(),  # the defaults: post-LN, sinusoidal, ReLU, final norms
     dict(norm_first=True, pos_encoding="learned"),
