@@ -25,6 +25,7 @@ _TRAIN_HELP = {
     "n_head": "attention heads per block",
     "n_embd": "embedding width (divisible by --n-head)",
     "dropout": "dropout probability",
+    "bias": "add biases to Linear and LayerNorm layers (nanoGPT's default: none)",
     "pos_encoding": "learned position embeddings or the fixed sinusoidal table",
     "max_iters": "number of optimizer steps",
     "batch_size": "sequences per step",
