@@ -93,27 +93,48 @@ def run_train(args):
 
 
 def add_sample_parser(subparsers):
-    """`minigrad sample`: generate text from a checkpoint."""
+    """`minigrad sample`: generate text from a checkpoint (nanoGPT's sample.py names work
+    too: --start, --max-new-tokens, a prompt "FILE:path")."""
     p = subparsers.add_parser(
         "sample", help="generate text from a checkpoint",
-        description="Generate text from a trained checkpoint, printing as it goes.",
+        description="Generate text from a trained checkpoint, printing each character as it "
+                    "is produced; the rate (tokens/s) goes to stderr at the end.",
+        epilog="exit status: 0 done; 2 bad input (checkpoint, prompt, settings), with nothing "
+               "written to stdout.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--ckpt", default="out/ckpt", help="checkpoint directory")
-    p.add_argument("--prompt", default="\n", help="text to continue")
-    p.add_argument("--num-chars", type=int, default=500, help="characters to generate")
+    _add_ckpt_arguments(p)
+    p.add_argument("--prompt", "--start", dest="prompt", default="\n",
+                   help="text to continue, or FILE:path to read it from a file (default: "
+                   "%(default)r)")
+    p.add_argument("--num-chars", "--max-new-tokens", dest="num_chars", type=int, default=500,
+                   help="characters to generate per sample")
+    p.add_argument("--num-samples", type=int, default=1, help="samples to generate")
     p.add_argument("--temperature", type=float, default=0.8,
                    help="divide the logits by this (< 1: more conservative)")
     p.add_argument("--top-k", type=int, default=None,
                    help="sample among the k most likely characters only")
     p.add_argument("--seed", type=int, default=1337, help="random seed")
+    p.add_argument("--no-cache", dest="use_cache", action="store_false",
+                   default=argparse.SUPPRESS, help="recompute the whole context at each "
+                   "step instead of keeping a key/value cache (same text, slower)")
     p.set_defaults(func=run_sample)
+
+
+def _add_ckpt_arguments(p):
+    """--ckpt (a checkpoint or run directory) and --best, as every command takes them."""
+    p.add_argument("--ckpt", default="out", help="checkpoint directory, or run directory "
+                   "(`minigrad train --out-dir`: its ckpt/)")
+    p.add_argument("--best", action="store_true",
+                   help="with a run directory: its best/ (lowest val loss), not ckpt/")
 
 
 def run_sample(args):
     """Run `minigrad sample`; returns the exit status."""
     from minigrad.models.sample import sample
 
-    sample(args.ckpt, args.prompt, args.num_chars, args.temperature, args.top_k, args.seed)
+    sample(args.ckpt, args.prompt, args.num_chars, args.temperature, args.top_k, args.seed,
+           num_samples=args.num_samples, best=args.best,
+           use_cache=getattr(args, "use_cache", True))
     return 0
 
 
@@ -128,7 +149,7 @@ def add_attention_parser(subparsers):
                     "--position, list the positions that position attends to most in each "
                     "head, with the score q.k/sqrt(d) and the weight.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--ckpt", default="out/ckpt", help="checkpoint directory")
+    _add_ckpt_arguments(p)
     p.add_argument("--text", required=True, help="the text to run through the model")
     p.add_argument("--out", default=None, help="PNG to write (default attn.png when no "
                    "--position is given)")
