@@ -228,15 +228,15 @@ class GPT(nn.Module):
             # around the forward only: a decorator would not cover a generator's body, and
             # holding it across `yield` would switch gradients off in the caller's code too.
             with mg.no_grad():
-                if not use_cache:
+                if not use_cache or ids.shape[1] > block_size:
+                    # Past block_size the window slides: every id moves to the position
+                    # before, so every key and value changes and a cache cannot help.
                     logits = self(ids[:, -block_size:])[0].data[:, -1, :]  # (B, vocab)
-                elif cache is not None and cache.length < block_size:
-                    logits = self._cached_logits(ids[:, -1:], cache)  # the newest id only
-                else:
-                    # The first step, or the window slid: every id moved to the position
-                    # before, so every cached key and value changed. Start again.
+                elif cache is None:
                     cache = KVCache(self.config, ids.shape[0], self.transformer.wte.weight.dtype)
-                    logits = self._cached_logits(ids[:, -block_size:], cache)
+                    logits = self._cached_logits(ids, cache)  # the whole prompt
+                else:
+                    logits = self._cached_logits(ids[:, -1:], cache)  # the newest id only
             logits = logits.astype(np.float64) / temperature  # (B, vocab)
             if k is not None:
                 kth = np.partition(logits, -k, axis=-1)[:, -k:].min(axis=-1, keepdims=True)
@@ -261,8 +261,8 @@ class GPT(nn.Module):
 
         use_cache=True keeps every layer's keys and values (a KVCache), so each step runs
         the newest id only instead of the whole context; it returns the same ids as
-        use_cache=False. Past block_size the window slides, every id's position changes,
-        and the cache is rebuilt from the window at each step (as costly as no cache).
+        use_cache=False. Once the ids outgrow block_size the window slides, every id's
+        position changes at each step, and the whole window is run again (as without cache).
         """
         ids = np.asarray(idx.data if isinstance(idx, mg.Tensor) else idx)
         new = list(self.stream(ids, max_new_tokens, temperature, top_k, use_cache))
