@@ -159,6 +159,51 @@ def add_attention_parser(subparsers):
     p.set_defaults(func=attention_command)
 
 
+def add_export_parser(subparsers):
+    """`minigrad export RUN OUT_DIR`: nanoGPT's files for a run, to continue it in PyTorch."""
+    p = subparsers.add_parser(
+        "export", help="write nanoGPT's ckpt.pt, meta.pkl and data for a run (needs torch)",
+        description="Write what nanoGPT's sample.py and train.py --init_from=resume read: "
+                    "OUT_DIR/ckpt.pt (model, AdamW state, model_args, iter_num, "
+                    "best_val_loss, config), OUT_DIR/data/DATASET/ (meta.pkl, train.bin, "
+                    "val.bin) and a nanoGPT config file OUT_DIR/train_minigrad.py; then "
+                    "print the nanoGPT commands that continue the run. Needs PyTorch "
+                    "(pip install 'minigrad[torch]').",
+        epilog="exit status: 0 done; 2 bad input (no torch, a missing or corrupt run, an "
+               "existing ckpt.pt without --force), with nothing written.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run", metavar="RUN", help="run directory (its ckpt/) or checkpoint "
+                   "directory")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="directory to write nanoGPT's files to")
+    p.add_argument("--best", action="store_true",
+                   help="with a run directory: its best/ (lowest val loss), not ckpt/")
+    p.add_argument("--force", action="store_true", help="replace an existing OUT_DIR/ckpt.pt")
+    p.add_argument("--data", default=None, help="the run's corpus, if it has moved (default: "
+                   "the one the run names)")
+    p.add_argument("--dataset", default=None,
+                   help="nanoGPT's dataset name (default: minigrad_<corpus>)")
+    p.set_defaults(func=run_export)
+
+
+def run_export(args):
+    """Run `minigrad export`; returns the exit status."""
+    from minigrad.models.export import export
+
+    s = export(args.run, args.out_dir, best=args.best, force=args.force, data=args.data,
+               dataset=args.dataset)
+    print(f"wrote {s['ckpt']} (iter {s['iter_num']}, from {s['source']}), {s['config']} and "
+          f"{s['data_dir']}/ (meta.pkl, train.bin, val.bin)")
+    print("continue in nanoGPT (https://github.com/karpathy/nanoGPT), from its folder; it "
+          f"reads meta.pkl and the .bin files from data/{s['dataset']}/:")
+    for command in s["commands"]:
+        print("  " + command)
+    if s["iter_num"] >= s["max_iters"]:
+        print(f"(the run reached its max_iters {s['max_iters']}: raise --max_iters to train "
+              "further)")
+    print("on a CPU add --device=cpu --compile=False to sample.py and train.py")
+    return 0
+
+
 def build_parser():
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -167,6 +212,7 @@ def build_parser():
     add_train_parser(subparsers)
     add_sample_parser(subparsers)
     add_attention_parser(subparsers)
+    add_export_parser(subparsers)
     return parser
 
 
