@@ -46,29 +46,52 @@ _TRAIN_HELP = {
 _CHOICES = {"pos_encoding": ("learned", "sinusoidal")}
 
 
+def _parse_bool(text):
+    """nanoGPT's spelling of a switch's value: True/False (also 1/0, yes/no)."""
+    value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    if text.lower() not in value:
+        raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
+    return value[text.lower()]
+
+
+# nanoGPT's names for the flags whose minigrad name differs.
+_NANOGPT_NAMES = {"lr": "learning_rate"}
+
+
 def add_train_parser(subparsers):
-    """`minigrad train`: one flag per TrainConfig field."""
+    """`minigrad train`: one flag per TrainConfig field, dashed (--max-iters); nanoGPT's
+    underscore spellings (--max_iters, --learning_rate, --bias=False) are hidden aliases."""
     from minigrad.models.train import TrainConfig
 
     p = subparsers.add_parser(
         "train", help="train the character GPT",
         description="Train the character GPT (defaults: nanoGPT's CPU baby GPT on tiny "
-                    "Shakespeare, 2000 iterations).",
+                    "Shakespeare, 2000 iterations). nanoGPT's underscore spellings work too "
+                    "(--max_iters=2000, --n_layer=4, --learning_rate=1e-3, --bias=True).",
         epilog="exit status: 0 done; 2 bad input (corpus, settings, checkpoint, out-dir); "
                "3 the loss became NaN or Inf (training stops, the last good checkpoint "
                "is kept); 130 interrupted with Ctrl-C (checkpoint saved first).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
+        aliases = {"--" + f.name, "--" + _NANOGPT_NAMES.get(f.name, f.name)} - {flag}
+        hidden = dict(dest=f.name, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         if f.name == "progress":
             p.add_argument("--no-progress", dest="progress", action="store_false",
                            help="hide the progress bar")
-        elif isinstance(f.default, bool):
-            p.add_argument(flag, action="store_true", help=_TRAIN_HELP[f.name])
+            p.add_argument("--no_progress", action="store_false", **hidden)
+            continue
+        if isinstance(f.default, bool):  # --bias, or nanoGPT's --bias=True / --bias=False
+            p.add_argument(flag, nargs="?", const=True, default=f.default, type=_parse_bool,
+                           metavar="BOOL", help=_TRAIN_HELP[f.name])
+            for alias in sorted(aliases):
+                p.add_argument(alias, nargs="?", const=True, type=_parse_bool, **hidden)
         else:
             kind = int if f.default is None else type(f.default)
             p.add_argument(flag, type=kind, default=f.default, choices=_CHOICES.get(f.name),
                            help=_TRAIN_HELP[f.name])
+            for alias in sorted(aliases):
+                p.add_argument(alias, type=kind, choices=_CHOICES.get(f.name), **hidden)
     p.set_defaults(func=run_train)
 
 
