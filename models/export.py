@@ -92,7 +92,7 @@ def _torch_optimizer_state(torch, model, optimizer):
     hyper = [next(g for g in optimizer.param_groups if by_id[id(g["params"][0])] in names)
              for names in groups]
     torch_groups = [{"params": [params[n] for n in names], "weight_decay": h["weight_decay"]}
-                    for names, h in zip(groups, hyper)]
+                    for names, h in zip(groups, hyper, strict=True)]
     topt = torch.optim.AdamW(torch_groups, lr=hyper[0]["lr"], betas=tuple(hyper[0]["betas"]),
                              eps=hyper[0]["eps"])
     for name, p in named:
