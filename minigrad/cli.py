@@ -1,4 +1,6 @@
-"""The `minigrad` command: `minigrad train`, `minigrad sample` (and `python -m minigrad`).
+"""The `minigrad` command: `minigrad train`, `sample`, `attention`, `export` (and
+`python -m minigrad`). Every `--ckpt` takes a checkpoint or a run directory (`--best`: its
+best/).
 
 Each subcommand is one `add_<name>_parser(subparsers)` function that declares its flags and
 sets `func`, the function that runs it and returns the exit status; adding a subcommand is
