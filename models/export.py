@@ -207,14 +207,19 @@ def export(run, out_dir, best=False, force=False, data=None, dataset=None):
     data_dir = os.path.join(out_dir, "data", dataset)
     meta = {"vocab_size": tokenizer.vocab_size, "itos": dict(enumerate(tokenizer.chars)),
             "stoi": {ch: i for i, ch in enumerate(tokenizer.chars)}}
-    _write(os.path.join(data_dir, "train.bin"), corpus.train_data.astype(np.uint16).tobytes())
-    _write(os.path.join(data_dir, "val.bin"), corpus.val_data.astype(np.uint16).tobytes())
-    _write(os.path.join(data_dir, "meta.pkl"), pickle.dumps(meta))
     config_path = os.path.join(out_dir, CONFIG_FILE)
-    atomic_write_text(config_path, _config_file(config, os.path.abspath(run)))
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
-    _write(ckpt_pt, buffer.getvalue())  # last: its presence means a complete export
+    try:
+        _write(os.path.join(data_dir, "train.bin"),
+               corpus.train_data.astype(np.uint16).tobytes())
+        _write(os.path.join(data_dir, "val.bin"), corpus.val_data.astype(np.uint16).tobytes())
+        _write(os.path.join(data_dir, "meta.pkl"), pickle.dumps(meta))
+        atomic_write_text(config_path, _config_file(config, os.path.abspath(run)))
+        _write(ckpt_pt, buffer.getvalue())  # last: its presence means a complete export
+    except OSError as e:
+        raise UserError(f"cannot write to {out_dir}: {e.strerror} "
+                        f"({e.filename or out_dir})") from None
 
     more = iter_num >= config["max_iters"]
     commands = [f"cp -r {data_dir} data/",

@@ -255,3 +255,11 @@ def test_sinusoidal_positions_are_refused(tmp_path, capsys):
     assert main(["export", str(tmp_path / "run"), str(tmp_path / "out")]) == 2
     assert "learned ones only" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_unwritable_out_dir_is_a_named_error(run, tmp_path, capsys):
+    run_dir, _ = run
+    (tmp_path / "file").write_text("not a directory")
+    assert main(["export", str(run_dir), str(tmp_path / "file" / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write to" in err[0] and "file/out" in err[0]
