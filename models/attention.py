@@ -27,7 +27,7 @@ def attention_command(args):
     """Run `minigrad attention` (args: ckpt, text, target, out, position, top); returns the
     exit status. Without --position it writes the PNG grid (to --out, default attn.png);
     with --position it prints the text report (and writes the PNG only if --out is given)."""
-    model, tokenizer = model_from_checkpoint(args.ckpt, kind=None)
+    model, tokenizer = model_from_checkpoint(args.ckpt, kind=None, best=args.best)
     if args.top < 1:
         raise UserError(f"--top must be >= 1, got {args.top}")
     if isinstance(model, Seq2Seq):
