@@ -137,6 +137,25 @@ def add_attention_parser(subparsers):
     p.set_defaults(func=attention_command)
 
 
+def add_explore_parser(subparsers):
+    """`minigrad explore`: one forward and backward pass on a text, as an HTML page."""
+    from minigrad.models.explore import explore_command
+
+    p = subparsers.add_parser(
+        "explore", help="write an interactive page of a checkpoint's attention and gradients",
+        description="Run TEXT through the model once, backpropagate each position's "
+                    "next-character loss (and their mean), and write one self-contained HTML "
+                    "page (no network, no server): every block's and head's attention "
+                    "weights, scores and gradients, a loss picker and 'why this score'.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--ckpt", default="out/ckpt", help="checkpoint or run directory")
+    p.add_argument("--best", action="store_true",
+                   help="use the run directory's best checkpoint (best/) instead of ckpt/")
+    p.add_argument("--text", required=True, help="the text to run through the model")
+    p.add_argument("--out", default="explore.html", help="HTML file to write")
+    p.set_defaults(func=explore_command)
+
+
 def build_parser():
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -145,6 +164,7 @@ def build_parser():
     add_train_parser(subparsers)
     add_sample_parser(subparsers)
     add_attention_parser(subparsers)
+    add_explore_parser(subparsers)
     return parser
 
 

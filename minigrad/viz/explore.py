@@ -252,7 +252,7 @@ def explore(model, ids, labels=None, targets=None, title=None):
 
     was_training = model.training
     params = list(model.parameters())
-    kept_grads = [p.grad for p in params]
+    kept_grads = [None if p.grad is None else np.array(p.grad, copy=True) for p in params]
     model.eval()
     for m in mods:
         object.__setattr__(m, "forward", recorder(m))
