@@ -16,7 +16,8 @@ def explore_command(args):
     problem with the input (text, checkpoint, output path) is a UserError: one line, exit 2."""
     out_dir = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(out_dir):
-        raise UserError(f"--out {args.out}: directory {out_dir} does not exist")
+        problem = "is not a directory" if os.path.exists(out_dir) else "does not exist"
+        raise UserError(f"--out {args.out}: {out_dir} {problem}")
     if os.path.isdir(args.out):
         raise UserError(f"--out {args.out} is a directory; give a file name such as page.html")
     model, tokenizer = model_from_checkpoint(args.ckpt, kind=None, best=args.best)

@@ -185,7 +185,8 @@ class Explorer:
         """The page as one HTML string: script, style and data inline."""
         meta, blob = self._payload()
         data = base64.b64encode(zlib.compress(blob, 9)).decode("ascii")
-        meta_json = json.dumps(meta, separators=(",", ":")).replace("<", "\\u003c")
+        meta_json = json.dumps(meta, separators=(",", ":"), ensure_ascii=False)
+        meta_json = meta_json.replace("<", "\\u003c")  # never "</script>" inside
         static = resources.files("minigrad.viz") / "static"
         css = (static / "explore.css").read_text(encoding="utf-8")
         js = (static / "explore.js").read_text(encoding="utf-8")
