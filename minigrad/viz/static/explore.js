@@ -269,6 +269,7 @@
     const w = Math.max(8, Math.min(28, Math.floor(600 / Math.max(T, S))));
     const pad = 34, dpr = window.devicePixelRatio || 1;
     geom = { x0: pad, y0: pad, w };
+    canvas.dataset.pad = pad; canvas.dataset.cell = w;
     canvas.width = (pad + S * w + 4) * dpr; canvas.height = (pad + T * w + 4) * dpr;
     canvas.style.width = (pad + S * w + 4) + "px"; canvas.style.height = (pad + T * w + 4) + "px";
     const ctx = canvas.getContext("2d");
