@@ -94,12 +94,17 @@ def _labels_for(inputs, labels):
     if len(inputs) == 1 and (isinstance(labels, str) or
                              (labels and isinstance(labels[0], str))):
         labels = [labels]
-    labels = [[show_char(str(c)) for c in seq] for seq in labels]
+    labels = [[_show(str(c)) for c in seq] for seq in labels]
     if len(labels) != len(inputs) or any(len(lab) != a.shape[1]
                                          for lab, a in zip(labels, inputs)):
         raise ValueError(f"explore: labels give lengths {[len(x) for x in labels]} for "
                          f"inputs of lengths {[a.shape[1] for a in inputs]}")
     return labels
+
+
+def _show(label):
+    """A position's label as the page shows it: one visible glyph per character."""
+    return "\u21b5" if label == "\n" else show_char(label)
 
 
 def _side(length, name, inputs, query, cross):

@@ -181,7 +181,10 @@
         "loss below, dL/dO at every attention output (" + gradNote + "). dL/dP, dL/dS, dL/dq, " +
         "dL/dk and dL/dv are computed in this page from them by attention's backward." })),
     el("section", { class: "losses" },
-      el("h2", { text: "Loss picker: which loss is backpropagated" }), picker, lossInfo),
+      el("h2", { text: "Loss picker: which loss is backpropagated" }),
+      el("p", { class: "caption", text: "One bar per position: its next-character loss " +
+        "−log p(next | text so far). Click a bar, or mean, to backpropagate that loss; every " +
+        "gradient view follows." }), picker, lossInfo),
     el("main", {},
       el("section", { class: "model" },
         el("h2", { text: "Model view: every block × head" }),
