@@ -121,9 +121,11 @@
     const a = Math.max(Math.abs(lo), Math.abs(hi), 1e-30);
     return { lo: -a, hi: a, div: true };
   }
+  // Square-root colour scales (signed for the diverging ones), so that the many small
+  // weights and gradients stay visible next to the few large ones; the legend shows it.
   function colour(x, sc) {
-    const u = sc.div ? (x - sc.lo) / (sc.hi - sc.lo) : x / sc.hi;
-    return lerp(sc.div ? DIV : SEQ, u);
+    const r = Math.sqrt(Math.min(1, Math.abs(x) / sc.hi));
+    return lerp(sc.div ? DIV : SEQ, sc.div ? 0.5 + 0.5 * Math.sign(x) * r : r);
   }
   let hatch = null;
   function hatchPattern(ctx) {
@@ -165,13 +167,14 @@
   const headTitle = el("h2", { id: "head-title" });
   const caption = el("p", { class: "caption", id: "view-caption" });
   const canvas = el("canvas", { id: "heatmap" });
-  const legend = el("canvas", { id: "legend", width: 320, height: 34 });
+  const legend = el("canvas", { id: "legend", width: 400, height: 34 });
   const maskNote = el("p", { class: "mask", id: "mask-note" });
   const bars = el("div", { class: "bars", id: "grad-bars" });
   const why = el("div", { class: "why", id: "why" });
   const tip = el("div", { class: "tip", id: "tip" });
   const gradNote = meta.grad_dtype === "float32" ? "float32" :
-    "float16 × one float32 scale per loss and block (≈3 significant digits, to keep the page small)";
+    "float16 × one float32 scale per loss and block: about 3 significant digits, to keep " +
+    "the page small";
   app.append(
     el("header", {},
       el("h1", { text: "minigrad attention explorer" }),
@@ -268,7 +271,8 @@
     caption.textContent = VIEWS[state.view][1] + (state.view.startsWith("d") ?
       "; loss: " + lossLabel(state.choice) + "." : ".") + " Rows: queries t" +
       (b.kind === "cross" ? " (target)" : "") + "; columns: keys s" +
-      (b.kind === "cross" ? " (source)" : "") + ". Hover for exact values, click a cell.";
+      (b.kind === "cross" ? " (source)" : "") + ". Colour: square root of the value's size " +
+      "(see the legend). Hover for exact values, click a cell.";
     const w = Math.max(8, Math.min(28, Math.floor(600 / Math.max(T, S))));
     const pad = 34, dpr = window.devicePixelRatio || 1;
     geom = { x0: pad, y0: pad, w };
@@ -306,9 +310,12 @@
     }
     ctx.fillStyle = hatchPattern(ctx); ctx.fillRect(W - 70, 0, 14, 14);
     ctx.fillStyle = "#333"; ctx.font = "11px sans-serif"; ctx.textBaseline = "top";
-    ctx.textAlign = "left"; ctx.fillText(fmt(sc.lo, 3), 0, 18);
-    ctx.textAlign = "right"; ctx.fillText(fmt(sc.hi, 3), W - 81, 18);
-    if (sc.div) { ctx.textAlign = "center"; ctx.fillText("0", (W - 81) / 2, 18); }
+    const ticks = sc.div ? [[0, sc.lo], [0.25, sc.lo / 4], [0.5, 0], [0.75, sc.hi / 4],
+      [1, sc.hi]] : [[0, 0], [0.5, sc.hi / 4], [1, sc.hi]];
+    for (const [u, x] of ticks) {
+      ctx.textAlign = u === 0 ? "left" : u === 1 ? "right" : "center";
+      ctx.fillText(fmt(x, 3), u * (W - 81), 18);
+    }
     ctx.textAlign = "left"; ctx.fillText("masked", W - 52, 2);
     legend.dataset.lo = sc.lo; legend.dataset.hi = sc.hi;
   }
