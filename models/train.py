@@ -184,118 +184,142 @@ def _setup(cfg):
     return model, optimizer, data, batch_rng, run
 
 
+class _Run:
+    """The state of a run that the loop updates: the iteration, the evaluation log, the
+    best validation loss, the wall clock, and what was saved last."""
+
+    def __init__(self, cfg, model, optimizer, data, batch_rng, state):
+        self.cfg, self.model, self.optimizer = cfg, model, optimizer
+        self.data, self.batch_rng = data, batch_rng
+        self.iter = self.start_iter = state["iter"]
+        self.best_val_loss = state["best_val_loss"]
+        self.resumed_elapsed = state["elapsed"]
+        self.t0 = time.perf_counter() - state["elapsed"]
+        self.log_path = os.path.join(cfg.out_dir, "log.jsonl")
+        # Evaluations after the checkpoint belong to a run that is being replaced.
+        self.log = ([r for r in read_log(self.log_path) if r["iter"] <= self.iter]
+                    if cfg.resume else [])
+        self.logged = {r["iter"] for r in self.log}
+        self.last = {}  # the latest evaluation's losses
+        self.eval_seconds = 0.0  # of this session, spent evaluating and saving
+        self.saved_iter = self.iter if cfg.resume else None  # of the newest OUT/ckpt
+        self.plotter = LossPlotter()
+
+    def diverged(self, what):
+        """Stop the run: nothing non-finite is ever saved, so OUT/ckpt stays as it was."""
+        ckpt = os.path.join(self.cfg.out_dir, "ckpt")
+        kept = ("no checkpoint was saved" if self.saved_iter is None else
+                f"the last good checkpoint {ckpt} (iter {self.saved_iter}) is kept")
+        raise NonFiniteLossError(f"{what} at iter {self.iter}: training stopped; {kept} "
+                                 "(try a lower --lr)")
+
+    def save(self, name):
+        """Write OUT/<name> (ckpt or best) from the current weights and state."""
+        if not all(np.isfinite(p.data).all() for p in self.model.parameters()):
+            self.diverged("the weights hold NaN or Inf")
+        state = {
+            "model": asdict(self.model.config), "vocab": self.data.tokenizer.to_list(),
+            "iter": self.iter, "best_val_loss": self.best_val_loss,
+            "elapsed": time.perf_counter() - self.t0,
+            "rng": {"minigrad": random.get_rng_state(),
+                    "batch": self.batch_rng.bit_generator.state},
+            "train": asdict(self.cfg),
+        }
+        save_checkpoint(os.path.join(self.cfg.out_dir, name), self.model, self.optimizer,
+                        state)
+        if name == "ckpt":
+            self.saved_iter = self.iter
+
+    def evaluate(self, stop, bar):
+        """Estimate both losses, log them, redraw the plot, save OUT/best (when val improved)
+        and OUT/ckpt. Does nothing more when Ctrl-C stopped the estimate."""
+        cfg = self.cfg
+        start = time.perf_counter()
+        losses = estimate_loss(self.model, self.data, cfg, self.model.config.block_size, stop)
+        if losses is None:
+            return
+        for split, value in losses.items():
+            if not np.isfinite(value):
+                self.diverged(f"the {split} loss is {value}")
+        self.last.update(losses)
+        lr = optim.lr_warmup_cosine(self.iter, cfg.lr, cfg.min_lr, cfg.warmup_iters,
+                                    cfg.decay_iters)
+        self.log.append({"iter": self.iter, "train_loss": losses["train"],
+                         "val_loss": losses["val"], "lr": lr,
+                         "elapsed": round(time.perf_counter() - self.t0, 3)})
+        self.logged.add(self.iter)
+        write_log(self.log_path, self.log)
+        self.plotter.update(self.log_path, os.path.join(cfg.out_dir, "loss.png"))
+        bar.write(f"iter {self.iter}: train loss {losses['train']:.4f}, "
+                  f"val loss {losses['val']:.4f}")
+        if self.best_val_loss is None or losses["val"] < self.best_val_loss:
+            self.best_val_loss = losses["val"]
+            self.save("best")
+        self.save("ckpt")
+        self.eval_seconds += time.perf_counter() - start
+
+    def summary(self, interrupted):
+        """What `train` returns."""
+        elapsed = time.perf_counter() - self.t0
+        train_time = max(elapsed - self.resumed_elapsed - self.eval_seconds, 1e-9)
+        steps = self.iter - self.start_iter
+        tokens = steps * self.cfg.batch_size * self.model.config.block_size
+        return {
+            "iter": self.iter, "train_loss": self.last.get("train"),
+            "val_loss": self.last.get("val"), "best_val_loss": self.best_val_loss,
+            "elapsed": elapsed,
+            "ms_per_iter": 1000 * train_time / steps if steps else None,
+            "tokens_per_sec": tokens / train_time if steps else None,
+            "interrupted": interrupted,
+        }
+
+
 def train(cfg: TrainConfig):
     """Run (or resume) training as configured; returns a summary dict: iter, train_loss and
     val_loss (of the last evaluation), best_val_loss, elapsed (wall seconds, all sessions),
     ms_per_iter and tokens_per_sec (training steps of this session, evaluations excluded;
     None without steps), interrupted."""
-    model, optimizer, data, batch_rng, run = _setup(cfg)
+    model, optimizer, data, batch_rng, state = _setup(cfg)
     _prepare_out_dir(cfg.out_dir)
-    log_path = os.path.join(cfg.out_dir, "log.jsonl")
-    # Evaluations after the checkpoint belong to a run that is being replaced.
-    log = [r for r in read_log(log_path) if r["iter"] <= run["iter"]] if cfg.resume else []
-    logged = {r["iter"] for r in log}
-    block_size = model.config.block_size
+    run = _Run(cfg, model, optimizer, data, batch_rng, state)
     params = list(model.parameters())
-    tokens_per_iter = cfg.batch_size * block_size
-    start_iter = it = run["iter"]
-    t0 = time.perf_counter() - run["elapsed"]
-    last = {}
-    eval_seconds = 0.0  # of this session, spent evaluating and saving
-    saved_iter = run["iter"] if cfg.resume else None  # of the newest OUT/ckpt
-
-    def diverged(what):
-        """Stop the run: nothing non-finite is ever saved, so OUT/ckpt stays as it was."""
-        ckpt = os.path.join(cfg.out_dir, "ckpt")
-        kept = ("no checkpoint was saved" if saved_iter is None else
-                f"the last good checkpoint {ckpt} (iter {saved_iter}) is kept")
-        raise NonFiniteLossError(f"{what} at iter {it}: training stopped; {kept} "
-                                 "(try a lower --lr)")
-
-    def checkpoint(name):
-        nonlocal saved_iter
-        if not all(np.isfinite(p.data).all() for p in params):
-            diverged("the weights hold NaN or Inf")
-        state = {
-            "model": asdict(model.config), "vocab": data.tokenizer.to_list(),
-            "iter": it, "best_val_loss": run["best_val_loss"],
-            "elapsed": time.perf_counter() - t0,
-            "rng": {"minigrad": random.get_rng_state(), "batch": batch_rng.bit_generator.state},
-            "train": asdict(cfg),
-        }
-        save_checkpoint(os.path.join(cfg.out_dir, name), model, optimizer, state)
-        if name == "ckpt":
-            saved_iter = it
-
-    def evaluate():
-        nonlocal eval_seconds
-        eval_start = time.perf_counter()
-        losses = estimate_loss(model, data, cfg, block_size, stop)
-        if losses is None:
-            return
-        for split, value in losses.items():
-            if not np.isfinite(value):
-                diverged(f"the {split} loss is {value}")
-        last.update(losses)
-        record = {"iter": it, "train_loss": losses["train"], "val_loss": losses["val"],
-                  "lr": optim.lr_warmup_cosine(it, cfg.lr, cfg.min_lr, cfg.warmup_iters,
-                                               cfg.decay_iters),
-                  "elapsed": round(time.perf_counter() - t0, 3)}
-        log.append(record)
-        logged.add(it)
-        write_log(log_path, log)
-        plotter.update(log_path, os.path.join(cfg.out_dir, "loss.png"))
-        bar.write(f"iter {it}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
-        if run["best_val_loss"] is None or losses["val"] < run["best_val_loss"]:
-            run["best_val_loss"] = losses["val"]
-            checkpoint("best")
-        checkpoint("ckpt")
-        eval_seconds += time.perf_counter() - eval_start
-
-    plotter = LossPlotter()
-    bar = tqdm(total=cfg.max_iters, initial=start_iter, disable=not cfg.progress,
-               unit="it", dynamic_ncols=True)
+    block_size = model.config.block_size
+    bar = tqdm(total=cfg.max_iters, initial=run.iter, disable=not cfg.progress, unit="it",
+               dynamic_ncols=True)
     window_start, window_iters = time.perf_counter(), 0
     # The bar and the plotter's child are closed however the loop ends (a NaN, an error).
-    with StopRequest() as stop, bar, contextlib.closing(plotter):
-        while it < cfg.max_iters and not stop.requested:
-            if it % cfg.eval_interval == 0 and it not in logged:
-                evaluate()
+    with StopRequest() as stop, bar, contextlib.closing(run.plotter):
+        while run.iter < cfg.max_iters and not stop.requested:
+            # evaluate the loss on both splits and write the checkpoints
+            if run.iter % cfg.eval_interval == 0 and run.iter not in run.logged:
+                run.evaluate(stop, bar)
                 if stop.requested:
                     break
+            # set the learning rate of this iteration (linear warmup, cosine decay)
             optim.set_lr(optimizer, optim.lr_warmup_cosine(
-                it, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.decay_iters))
+                run.iter, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.decay_iters))
+            # forward, backward, clip, update
             x, y = data.get_batch("train", cfg.batch_size, block_size, batch_rng)
             _, loss = model(x, y)
             if not np.isfinite(loss.data):  # stop before the bad step reaches the weights
-                diverged(f"the training loss is {loss.item()}")
+                run.diverged(f"the training loss is {loss.item()}")
             loss.backward()
             if cfg.grad_clip > 0:
                 optim.clip_grad_norm_(params, cfg.grad_clip)
             optimizer.step()
             optimizer.zero_grad()
-            it += 1
+            run.iter += 1
+            # progress: loss and tokens/s every log_interval iterations
             window_iters += 1
             if window_iters == cfg.log_interval:
                 now = time.perf_counter()
-                rate = window_iters * tokens_per_iter / (now - window_start)
+                rate = window_iters * cfg.batch_size * block_size / (now - window_start)
                 bar.set_postfix(loss=f"{loss.item():.4f}", tok_s=f"{rate:,.0f}", refresh=False)
                 bar.update(window_iters)
                 window_start, window_iters = now, 0
         bar.update(window_iters)
-        if not stop.requested and it not in logged:
-            evaluate()  # the final evaluation (also saves the checkpoint)
-        interrupted = stop.requested
-        if interrupted:
-            checkpoint("ckpt")
-    elapsed = time.perf_counter() - t0
-    train_time = max(elapsed - run["elapsed"] - eval_seconds, 1e-9)
-    steps = it - start_iter
-    return {
-        "iter": it, "train_loss": last.get("train"), "val_loss": last.get("val"),
-        "best_val_loss": run["best_val_loss"], "elapsed": elapsed,
-        "ms_per_iter": 1000 * train_time / steps if steps else None,
-        "tokens_per_sec": steps * tokens_per_iter / train_time if steps else None,
-        "interrupted": interrupted,
-    }
-
+        if not stop.requested and run.iter not in run.logged:
+            run.evaluate(stop, bar)  # the final evaluation (also saves the checkpoint)
+        if stop.requested:
+            run.save("ckpt")
+    return run.summary(stop.requested)

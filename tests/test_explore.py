@@ -29,7 +29,7 @@ def test_forward_numbers_equal_attention_maps(gpt_explorer):
     maps = viz.attention_maps(model, ids[None, :])
     assert [b["name"] for b in ex.blocks] == ["transformer.h.0.attn", "transformer.h.1.attn"]
     assert len(ex.blocks) == len(maps)
-    for b, m in zip(ex.blocks, maps):
+    for b, m in zip(ex.blocks, maps, strict=True):
         np.testing.assert_allclose(b["probs"], m["weights"][0], rtol=1e-5, atol=1e-7)
         causal = np.tril(np.ones(b["probs"].shape[1:], dtype=bool))
         np.testing.assert_allclose(b["scores"][:, causal], m["scores"][0][:, causal],

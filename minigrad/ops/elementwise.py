@@ -8,16 +8,23 @@ import numpy as np
 
 from minigrad.autograd import Function
 from minigrad.kernels import K
-from minigrad.ops._util import broadcast_shapes, constant, operands, shape_of
+from minigrad.ops._util import (
+    as_tensor,
+    broadcast_shapes,
+    check_choice,
+    constant,
+    operands,
+    shape_of,
+)
 from minigrad.tensor import Tensor
 
 
 class Add(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Sum: both inputs receive the gradient unchanged (summed over broadcast axes).",
-        "da = g, db = g",
-        "nothing",
-    )
+    """Sum: both inputs receive the gradient unchanged (summed over broadcast axes).
+
+    backward: da = g, db = g
+    saves: nothing
+    """
 
     @staticmethod
     def forward(ctx, a, b):
@@ -29,11 +36,11 @@ class Add(Function):
 
 
 class Sub(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Difference: a gets g, b gets -g.",
-        "da = g, db = -g",
-        "nothing",
-    )
+    """Difference: a gets g, b gets -g.
+
+    backward: da = g, db = -g
+    saves: nothing
+    """
 
     @staticmethod
     def forward(ctx, a, b):
@@ -45,11 +52,11 @@ class Sub(Function):
 
 
 class Mul(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Product: each input's gradient is g times the other input.",
-        "da = g * b, db = g * a",
-        "both inputs a, b",
-    )
+    """Product: each input's gradient is g times the other input.
+
+    backward: da = g * b, db = g * a
+    saves: both inputs a, b
+    """
 
     @staticmethod
     def forward(ctx, a, b):
@@ -65,11 +72,11 @@ class Mul(Function):
 
 
 class Div(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Quotient y = a / b.",
-        "da = g / b, db = -g * a / b^2",
-        "both inputs a, b",
-    )
+    """Quotient y = a / b.
+
+    backward: da = g / b, db = -g * a / b^2
+    saves: both inputs a, b
+    """
 
     @staticmethod
     def forward(ctx, a, b):
@@ -85,11 +92,11 @@ class Div(Function):
 
 
 class Pow(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Power y = x^p.",
-        "dx = g * p * x^(p-1), dp = g * y * log(x)",
-        "x, the exponent and y",
-    )
+    """Power y = x^p.
+
+    backward: dx = g * p * x^(p-1), dp = g * y * log(x)
+    saves: x, the exponent and y
+    """
 
     @staticmethod
     def forward(ctx, x, exponent):
@@ -110,11 +117,11 @@ class Pow(Function):
 
 
 class Neg(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Negation flips the gradient's sign.",
-        "dx = -g",
-        "nothing",
-    )
+    """Negation flips the gradient's sign.
+
+    backward: dx = -g
+    saves: nothing
+    """
 
     @staticmethod
     def forward(ctx, x):
@@ -126,11 +133,11 @@ class Neg(Function):
 
 
 class Exp(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "y = exp(x) is its own derivative, so backward reuses the output.",
-        "dx = g * y",
-        "the output y",
-    )
+    """y = exp(x) is its own derivative, so backward reuses the output.
+
+    backward: dx = g * y
+    saves: the output y
+    """
 
     @staticmethod
     def forward(ctx, x):
@@ -145,11 +152,11 @@ class Exp(Function):
 
 
 class Log(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "y = log(x).",
-        "dx = g / x",
-        "the input x",
-    )
+    """y = log(x).
+
+    backward: dx = g / x
+    saves: the input x
+    """
 
     @staticmethod
     def forward(ctx, x):
@@ -164,11 +171,11 @@ class Log(Function):
 
 
 class Sqrt(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "y = sqrt(x).",
-        "dx = g / (2 y)",
-        "the output y",
-    )
+    """y = sqrt(x).
+
+    backward: dx = g / (2 y)
+    saves: the output y
+    """
 
     @staticmethod
     def forward(ctx, x):
@@ -185,11 +192,11 @@ class Sqrt(Function):
 
 
 class Abs(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "y = |x|: the gradient's sign follows x (0 at 0).",
-        "dx = g * sign(x)",
-        "the input x",
-    )
+    """y = |x|: the gradient's sign follows x (0 at 0).
+
+    backward: dx = g * sign(x)
+    saves: the input x
+    """
 
     @staticmethod
     def forward(ctx, x):
@@ -203,11 +210,11 @@ class Abs(Function):
 
 
 class Tanh(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "y = tanh(x).",
-        "dx = g * (1 - y^2)",
-        "the output y",
-    )
+    """y = tanh(x).
+
+    backward: dx = g * (1 - y^2)
+    saves: the output y
+    """
 
     @staticmethod
     def forward(ctx, x):
@@ -222,11 +229,11 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "y = 1 / (1 + exp(-x)).",
-        "dx = g * y * (1 - y)",
-        "the output y",
-    )
+    """y = 1 / (1 + exp(-x)).
+
+    backward: dx = g * y * (1 - y)
+    saves: the output y
+    """
 
     @staticmethod
     def forward(ctx, x):
@@ -243,11 +250,11 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "y = max(x, 0): the gradient passes where x > 0 and stops elsewhere.",
-        "dx = g * (x > 0)",
-        "the input x",
-    )
+    """y = max(x, 0): the gradient passes where x > 0 and stops elsewhere.
+
+    backward: dx = g * (x > 0)
+    saves: the input x
+    """
 
     @staticmethod
     def forward(ctx, x):
@@ -260,14 +267,17 @@ class ReLU(Function):
         return grad * (x > 0)
 
 
-class GELU(Function):
-    """x * Phi(x), exact (erf) or with PyTorch's tanh approximation."""
+GELU_APPROXIMATIONS = ("none", "tanh")  # exact, or the tanh approximation
 
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "y = x * Phi(x) (Phi = standard normal CDF, or its tanh approximation).",
-        "dx = g * (Phi(x) + x * phi(x))",
-        "the input x and the approximation",
-    )
+
+class GELU(Function):
+    """x * Phi(x), exact (erf) or with PyTorch's tanh approximation.
+
+    y = x * Phi(x) (Phi = standard normal CDF, or its tanh approximation).
+
+    backward: dx = g * (Phi(x) + x * phi(x))
+    saves: the input x and the approximation
+    """
 
     @staticmethod
     def forward(ctx, x, approximate):
@@ -283,13 +293,13 @@ class GELU(Function):
 
 class Maximum(Function):
     """Elementwise max (or min, with `np.minimum`): the larger input takes the gradient, and
-    on ties each takes half, as PyTorch."""
+    on ties each takes half, as PyTorch.
 
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Elementwise max: the larger input takes the gradient, ties split it.",
-        "da = g * [a > b] (+ g/2 on ties), db = the rest",
-        "both inputs",
-    )
+    Elementwise max: the larger input takes the gradient, ties split it.
+
+    backward: da = g * [a > b] (+ g/2 on ties), db = the rest
+    saves: both inputs
+    """
 
     pick = staticmethod(np.maximum)
 
@@ -309,21 +319,21 @@ class Maximum(Function):
 
 
 class Minimum(Maximum):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Elementwise min: the smaller input takes the gradient, ties split it.",
-        "da = g * [a < b] (+ g/2 on ties), db = the rest",
-        "both inputs",
-    )
+    """Elementwise min: the smaller input takes the gradient, ties split it.
+
+    backward: da = g * [a < b] (+ g/2 on ties), db = the rest
+    saves: both inputs
+    """
 
     pick = staticmethod(np.minimum)
 
 
 class Clip(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Clamp to [low, high]: the gradient passes inside the range only.",
-        "dx = g * [low <= x <= high]",
-        "the input x and the bounds",
-    )
+    """Clamp to [low, high]: the gradient passes inside the range only.
+
+    backward: dx = g * [low <= x <= high]
+    saves: the input x and the bounds
+    """
 
     @staticmethod
     def forward(ctx, x, low, high):
@@ -344,11 +354,11 @@ class Clip(Function):
 
 
 class Where(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Select a or b by cond: each gets the gradient where it was chosen.",
-        "da = g * cond, db = g * (1 - cond)",
-        "the condition",
-    )
+    """Select a or b by cond: each gets the gradient where it was chosen.
+
+    backward: da = g * cond, db = g * (1 - cond)
+    saves: the condition
+    """
 
     @staticmethod
     def forward(ctx, cond, a, b):
@@ -364,12 +374,12 @@ class Where(Function):
 
 
 class MaskedFill(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Masked entries were replaced by a constant (-inf for attention masks), so they get no "
-        "gradient: this is what stops the future leaking back.",
-        "dx = g * (1 - mask)",
-        "the mask",
-    )
+    """Masked entries were replaced by a constant (-inf for attention masks), so they get no
+    gradient: this is what stops the future leaking back.
+
+    backward: dx = g * (1 - mask)
+    saves: the mask
+    """
 
     @staticmethod
     def forward(ctx, x, mask, value):
@@ -383,11 +393,11 @@ class MaskedFill(Function):
 
 
 class AsType(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "A dtype cast: the gradient is cast back to the input's dtype.",
-        "dx = g.astype(x.dtype)",
-        "nothing",
-    )
+    """A dtype cast: the gradient is cast back to the input's dtype.
+
+    backward: dx = g.astype(x.dtype)
+    saves: nothing
+    """
 
     @staticmethod
     def forward(ctx, x, dtype):
@@ -487,16 +497,15 @@ def relu(x):
 
 def gelu(x, approximate="none"):
     """Gaussian error linear unit: exact ('none') or tanh approximation ('tanh')."""
-    if approximate not in ("none", "tanh"):
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return GELU.apply(_tensor(x), approximate)
+    check_choice("gelu", "approximate", approximate, GELU_APPROXIMATIONS)
+    return GELU.apply(as_tensor(x), approximate)
 
 
 def clip(x, min=None, max=None):
     """Limit x to [min, max]; either bound may be None."""
     if min is None and max is None:
         raise ValueError("clip: give at least one of min and max")
-    return Clip.apply(_tensor(x), min, max)
+    return Clip.apply(as_tensor(x), min, max)
 
 
 def where(cond, a, b):
@@ -517,7 +526,7 @@ def masked_fill(x, mask, value):
     mask = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
     if mask.dtype != bool:
         raise TypeError(f"masked_fill: mask must be a bool tensor, got dtype {mask.dtype}")
-    x = _tensor(x)
+    x = as_tensor(x)
     out_shape = broadcast_shapes("masked_fill", x.shape, mask.shape)
     if out_shape != x.shape:
         raise ValueError(f"masked_fill: mask of shape {mask.shape} does not broadcast to the "
@@ -527,7 +536,7 @@ def masked_fill(x, mask, value):
 
 def astype(x, dtype):
     """x converted to dtype; differentiable between floating dtypes."""
-    return AsType.apply(_tensor(x), np.dtype(dtype))
+    return AsType.apply(as_tensor(x), np.dtype(dtype))
 
 
 def _compare(fn, a, b):
@@ -565,7 +574,3 @@ def eq(a, b):
 def ne(a, b):
     """a != b as a bool tensor (no gradient)."""
     return _compare(np.not_equal, a, b)
-
-
-def _tensor(x):
-    return x if isinstance(x, Tensor) else Tensor(x)

@@ -11,14 +11,14 @@ from minigrad.tensor import Tensor
 
 
 class MatMul(Function):
-    """a (..., n, k) @ b (..., k, m) -> (..., n, m); operands have at least 2 dims."""
+    """a (..., n, k) @ b (..., k, m) -> (..., n, m); operands have at least 2 dims.
 
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Y = A B: each operand's gradient is g times the other operand transposed (for S = Q "
-        "K^T this gives dQ = dS K and dK = dS^T Q).",
-        "dA = g B^T, dB = A^T g",
-        "both operands A, B",
-    )
+    Y = A B: each operand's gradient is g times the other operand transposed (for S = Q K^T this
+    gives dQ = dS K and dK = dS^T Q).
+
+    backward: dA = g B^T, dB = A^T g
+    saves: both operands A, B
+    """
 
     @staticmethod
     def forward(ctx, a, b):
@@ -74,14 +74,20 @@ def matmul(a, b):
     return out
 
 
-class Linear(Function):
-    """x (..., in) @ weight (out, in)^T + bias (out,): three ops of the graph as one node."""
+def check_in_features(op, x, in_features):
+    """ValueError naming `op` unless `x` is (..., in_features), the input of a linear map."""
+    if x.ndim == 0 or x.shape[-1] != in_features:
+        raise ValueError(f"{op}: expected input (..., {in_features}), got shape {tuple(x.shape)}")
 
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Y = X W^T + b in one node: the three gradients of a dense layer.",
-        "dX = g W, dW = g^T X, db = sum of g over rows",
-        "X (as rows) and W",
-    )
+
+class Linear(Function):
+    """x (..., in) @ weight (out, in)^T + bias (out,): three ops of the graph as one node.
+
+    Y = X W^T + b in one node: the three gradients of a dense layer.
+
+    backward: dX = g W, dW = g^T X, db = sum of g over rows
+    saves: X (as rows) and W
+    """
 
     @staticmethod
     def forward(ctx, x, weight, bias):

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from minigrad.autograd import Function
-from minigrad.ops._util import normalize_axes
+from minigrad.ops._util import as_tensor, normalize_axes
 from minigrad.tensor import Tensor
 
 
@@ -18,11 +18,11 @@ def _expand(grad, axes, keepdims, shape):
 
 
 class Sum(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Every summed element contributed with weight 1: the gradient is broadcast back.",
-        "dx = broadcast(g)",
-        "input shape and axes",
-    )
+    """Every summed element contributed with weight 1: the gradient is broadcast back.
+
+    backward: dx = broadcast(g)
+    saves: input shape and axes
+    """
 
     @staticmethod
     def forward(ctx, x, axes, keepdims):
@@ -35,11 +35,11 @@ class Sum(Function):
 
 
 class Mean(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Like Sum, divided by the count.",
-        "dx = broadcast(g) / n",
-        "input shape, axes and count",
-    )
+    """Like Sum, divided by the count.
+
+    backward: dx = broadcast(g) / n
+    saves: input shape, axes and count
+    """
 
     @staticmethod
     def forward(ctx, x, axes, keepdims):
@@ -53,13 +53,13 @@ class Mean(Function):
 
 
 class Max(Function):
-    """Max (or min, with `np.min`): the gradient goes to the winners, split evenly on ties."""
+    """Max (or min, with `np.min`): the gradient goes to the winners, split evenly on ties.
 
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Only the winning element moved the output: it takes the gradient (split on ties).",
-        "dx = g * [x == max] / (number of winners)",
-        "the winners mask",
-    )
+    Only the winning element moved the output: it takes the gradient (split on ties).
+
+    backward: dx = g * [x == max] / (number of winners)
+    saves: the winners mask
+    """
 
     reducer = staticmethod(np.max)
 
@@ -81,21 +81,21 @@ class Max(Function):
 
 
 class Min(Max):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Only the smallest element moved the output: it takes the gradient (split on ties).",
-        "dx = g * [x == min] / (number of winners)",
-        "the winners mask",
-    )
+    """Only the smallest element moved the output: it takes the gradient (split on ties).
+
+    backward: dx = g * [x == min] / (number of winners)
+    saves: the winners mask
+    """
 
     reducer = staticmethod(np.min)
 
 
 class Var(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "Variance (1/n') sum (x - mean)^2.",
-        "dx = g * 2 (x - mean) / n'",
-        "x - mean and the degrees of freedom",
-    )
+    """Variance (1/n') sum (x - mean)^2.
+
+    backward: dx = g * 2 (x - mean) / n'
+    saves: x - mean and the degrees of freedom
+    """
 
     @staticmethod
     def forward(ctx, x, axes, keepdims, ddof):
@@ -114,11 +114,11 @@ class Var(Function):
 
 
 class LogSumExp(Function):
-    explanation = (  # for viz.explain: what backward does, its rule, what it saves
-        "y = log sum exp(x): its gradient is the softmax of x.",
-        "dx = g * exp(x - y)",
-        "the input x and output y",
-    )
+    """y = log sum exp(x): its gradient is the softmax of x.
+
+    backward: dx = g * exp(x - y)
+    saves: the input x and output y
+    """
 
     @staticmethod
     def forward(ctx, x, axes, keepdims):
@@ -141,7 +141,7 @@ class LogSumExp(Function):
 
 
 def _reduce(fn, name, x, axis, keepdims, *extra):
-    x = x if isinstance(x, Tensor) else Tensor(x)
+    x = as_tensor(x)
     axes = normalize_axes(name, axis, x.ndim)
     if name in ("max", "min") and builtins.any(x.shape[a] == 0 for a in axes):
         raise ValueError(f"{name}: cannot reduce an empty axis of a tensor of shape {x.shape}")

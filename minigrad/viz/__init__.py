@@ -27,14 +27,15 @@ from minigrad.viz.attention import (
     entropy_bits,
 )
 from minigrad.viz.causal import CausalReport, check_causal
-from minigrad.viz.explain import explain, function_classes
+from minigrad.viz.explain import explain, explanation_of, function_classes
 from minigrad.viz.explore import Explorer, explore
 from minigrad.viz.graph import graph_edges, render_dot, to_dot
 from minigrad.viz.plot import plot_attention
 from minigrad.viz.trace import ATTENTION_LABELS, Trace, trace
 
 __all__ = [
-    "ATTENTION_LABELS", "CausalReport", "Explorer", "Trace", "attention_maps", "attention_modules",
-    "attention_report", "check_causal", "entropy_bits", "explain", "explore", "function_classes",
+    "ATTENTION_LABELS", "CausalReport", "Explorer", "Trace", "attention_maps",
+    "attention_modules", "attention_report", "check_causal", "entropy_bits", "explain",
+    "explanation_of", "explore", "function_classes",
     "graph_edges", "plot_attention", "render_dot", "to_dot", "trace",
 ]

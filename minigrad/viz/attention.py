@@ -34,7 +34,7 @@ def attention_maps(model, ids):
         out = out[0] if isinstance(out, tuple) else out
         weights = [m.attn_weights for m in mods]
     finally:
-        for m, flag in zip(mods, previous):
+        for m, flag in zip(mods, previous, strict=True):
             m.need_weights = flag
         model.train(was_training)
     order = graph_nodes(out)
@@ -43,7 +43,7 @@ def attention_maps(model, ids):
     if len(scores) != len(weights):
         raise RuntimeError(f"attention_maps: found {len(scores)} scores nodes for "
                            f"{len(weights)} attention layers (does the model require grad?)")
-    return [{"weights": w, "scores": s} for w, s in zip(weights, scores)]
+    return [{"weights": w, "scores": s} for w, s in zip(weights, scores, strict=True)]
 
 
 def attention_report(maps, chars, position, top=3, batch=0):
@@ -65,7 +65,7 @@ def attention_report(maps, chars, position, top=3, batch=0):
             best = np.argsort(-w[head], kind="stable")[:top]
             quoted = [f"'{show_char(text[j])}'" for j in best]
             parts = [f"{int(j):>3} {quote:<5} score {s[head, j]:+7.3f} weight {w[head, j]:.3f}"
-                     for j, quote in zip(best, quoted) if w[head, j] > 0.0]
+                     for j, quote in zip(best, quoted, strict=True) if w[head, j] > 0.0]
             lines.append(f"layer {layer} head {head}: " + " | ".join(parts))
     return "\n".join(lines)
 

@@ -1,5 +1,5 @@
-"""An op's backward rule in words and symbols; each Function carries its own
-`explanation` (minigrad.autograd.Function), next to its forward and backward."""
+"""An op's backward rule in words and symbols, read from its Function's docstring, next to
+its forward and backward (see minigrad.autograd.Function)."""
 
 import importlib
 import inspect
@@ -11,7 +11,7 @@ from minigrad.autograd import Function, Node
 from minigrad.tensor import Tensor
 from minigrad.viz._format import shape_text
 
-__all__ = ["explain", "function_classes"]
+__all__ = ["explain", "explanation_of", "function_classes"]
 
 
 def _function_class(op):
@@ -38,13 +38,34 @@ def function_classes(package):
     return found
 
 
+def explanation_of(cls):
+    """(words, rule, saves) from a Function's own docstring: the text before its
+    `backward:` line, that line and its `saves:` line (continuation lines indented); None
+    when the docstring has no `backward:` line."""
+    doc = cls.__dict__.get("__doc__")
+    if not doc:
+        return None
+    parts = {"words": [], "backward": [], "saves": []}
+    current = "words"
+    for line in inspect.cleandoc(doc).splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("backward", "saves") and not line.startswith(" "):
+            current = key
+            line = rest
+        parts[current].append(line.strip())
+    if not parts["backward"]:
+        return None
+    words, rule, saves = (" ".join(w for w in parts[k] if w) for k in parts)
+    return words, rule, saves or "nothing"
+
+
 def explain(op_or_node):
     """How an op's backward works: in words, in symbols, and what forward saved.
 
     Takes an op (a Function class or its name, e.g. "Softmax"), a recorded node
     (`t.grad_fn`) or a tensor (its grad_fn). For a node it adds the actual output and input
     shapes and the names and shapes of what it saved (call it before backward, which
-    frees them). An op whose Function has no `explanation` shows its backward's source.
+    frees them). An op whose docstring has no `backward:` line shows its backward's source.
     Returns the text.
     """
     node = None
@@ -59,11 +80,12 @@ def explain(op_or_node):
     else:
         cls = _function_class(op_or_node)
         name = op_or_node if isinstance(op_or_node, str) else getattr(cls, "__name__", "?")
-    if cls is not None and cls.explanation is not None:
-        words, rule, saves = cls.explanation
+    explanation = None if cls is None else explanation_of(cls)
+    if explanation is not None:
+        words, rule, saves = explanation
         lines = [f"{name}: {words}", f"  backward: {rule}", f"  saves:    {saves}"]
     elif cls is not None:
-        lines = [f"{name}: no `explanation` on the Function; its backward is:",
+        lines = [f"{name}: no `backward:` line in its docstring; its backward is:",
                  inspect.getsource(cls.backward).rstrip()]
     else:
         raise ValueError(f"explain: unknown op {op_or_node!r}")

@@ -96,7 +96,7 @@ def _labels_for(inputs, labels):
         labels = [labels]
     labels = [[_show(str(c)) for c in seq] for seq in labels]
     if len(labels) != len(inputs) or any(len(lab) != a.shape[1]
-                                         for lab, a in zip(labels, inputs)):
+                                         for lab, a in zip(labels, inputs, strict=True)):
         raise ValueError(f"explore: labels give lengths {[len(x) for x in labels]} for "
                          f"inputs of lengths {[a.shape[1] for a in inputs]}")
     return labels
@@ -327,7 +327,7 @@ def explore(model, ids, labels=None, targets=None, title=None):
                 float(np.abs(got_pre[i][~np.isfinite(blocks[i]["scores"])]).max(initial=0.0))
                 if i in got_pre else None for i in range(len(blocks))])
     finally:
-        for p, g in zip(params, kept_grads):
+        for p, g in zip(params, kept_grads, strict=True):
             p.grad = g
     title = title or f"{type(model).__name__}: " + "".join(labels[-1])[:60]
     default = targets_given is None
