@@ -217,7 +217,7 @@ class Explorer:
                 f"#ddd\" title=\"{html.escape(self.title)}\"></iframe>")
 
 
-def explore(model, ids, labels=None, targets=None, title=None):
+def explore(model, ids, labels=None, targets=None, target_labels=None, title=None):
     """Record one forward and backward pass of `model` on `ids` for study: returns an
     Explorer (`.save(path)` writes one self-contained HTML page; in Jupyter it shows
     inline).
@@ -227,7 +227,8 @@ def explore(model, ids, labels=None, targets=None, title=None):
     or (1, T), or a tuple of them passed as separate inputs (source, target). `labels` names
     the positions (a string or a list of strings per input; default the ids). `targets`
     (T,) are the next tokens the loss is measured against; by default the last input
-    shifted by one (position t predicts token t + 1; the last position has no loss).
+    shifted by one (position t predicts token t + 1; the last position has no loss), and
+    `target_labels` names them (default: the next position's label, or the id).
     """
     mods = attention_modules(model)
     if not mods:
@@ -330,7 +331,10 @@ def explore(model, ids, labels=None, targets=None, title=None):
         for p, g in zip(params, kept_grads, strict=True):
             p.grad = g
     title = title or f"{type(model).__name__}: " + "".join(labels[-1])[:60]
-    default = targets_given is None
-    target_labels = [None if t == -100 else labels[-1][i + 1] if default else str(int(t))
-                     for i, t in enumerate(targets)]
+    if target_labels is None:
+        default = targets_given is None
+        target_labels = [labels[-1][i + 1] if default else str(int(t))
+                         for i, t in enumerate(targets) if t != -100]
+    names = iter(_show(str(x)) for x in target_labels)
+    target_labels = [None if t == -100 else next(names, "?") for t in targets]
     return Explorer(title, labels, blocks, losses, target_labels, choices, d_out, masked_grad)
