@@ -279,3 +279,12 @@ def test_default_run_opens_cleanly(browser, tmp_path, capsys):
     browser.find_element("css selector", '#view-tabs button[data-view="dP"]').click()
     assert "position 39" in browser.find_element("id", "loss-info").text
     assert out.stat().st_size <= 3_000_000
+    # the gradients are stored as float16 here: the page's numbers equal Python's to about
+    # 3 significant digits of each map's largest value
+    ids = np.array([vocab.index(ch) for ch in text[:64]])
+    tr = traced(model, ids, 39)
+    for b, h in ((0, 0), (3, 2)):
+        for name, label in TRACE_NAMES.items():
+            ref = tr.grads[label][b][0, h]
+            got = page_values(browser, name, 40, b, h).reshape(ref.shape)
+            np.testing.assert_allclose(got, ref, rtol=0, atol=2e-3 * np.abs(ref).max())

@@ -126,16 +126,18 @@ class Explorer:
 
     Attributes: `blocks` (one dict per attention call: name, kind, heads, and the arrays
     q, k, v, scores (masked), probs, batch 0), `losses` ((T,) next-token losses, NaN where
-    a position has no target), `mean_loss`, `choices` (["mean", t0, t1, ...]: the losses the
-    page can backpropagate) and `d_out[c][b]` (dL/dO of choice c at block b, (heads, T, d)).
+    a position has no target), `target_labels` (what each position predicts), `mean_loss`,
+    `choices` (["mean", t0, t1, ...]: the losses the page can backpropagate) and
+    `d_out[c][b]` (dL/dO of choice c at block b, (heads, T, d)).
     """
 
-    def __init__(self, title, labels, blocks, losses, targets, choices, d_out, masked_grad):
+    def __init__(self, title, labels, blocks, losses, target_labels, choices, d_out,
+                 masked_grad):
         self.title = title
         self.labels = labels
         self.blocks = blocks
         self.losses = losses
-        self.targets = targets
+        self.target_labels = target_labels
         self.choices = choices
         self.d_out = d_out
         self.masked_grad = masked_grad
@@ -182,7 +184,7 @@ class Explorer:
         losses = [None if math.isnan(x) else float(x) for x in self.losses]
         meta = {"title": self.title, "labels": self.labels, "blocks": blocks,
                 "choices": self.choices, "losses": losses, "mean_loss": self.mean_loss,
-                "targets": self.targets, "grads": grads, "grad_dtype":
+                "target_labels": self.target_labels, "grads": grads, "grad_dtype":
                 "float16" if half else "float32", "masked_grad": self.masked_grad}
         return meta, b"".join(parts)
 

@@ -201,7 +201,7 @@
   function lossLabel(c) {
     if (c === 0) return "the mean of the next-token losses (" + fmt(meta.mean_loss) + ")";
     const t = meta.choices[c];
-    return "position " + t + " '" + lastLabels[t] + "' predicting '" + meta.targets[t] +
+    return "position " + t + " '" + lastLabels[t] + "' predicting '" + meta.target_labels[t] +
       "': −log p = " + fmt(meta.losses[t]);
   }
   function buildPicker() {
