@@ -119,6 +119,78 @@ def _side(length, name, inputs, query, cross):
     return 0 if "enc" in name.lower() else len(inputs) - 1
 
 
+def _forward(model, mods, inputs):
+    """Run model(*inputs) once in eval and study mode; returns (logits, calls), calls being
+    (module, output) of every MultiHeadAttention call in order. Each attention module's
+    forward is wrapped for the call only, and the model's mode is restored."""
+    calls = []
+
+    def recorder(m):
+        cls_forward = type(m).forward
+
+        def forward(*args, **kwargs):
+            out = cls_forward(m, *args, **kwargs)
+            calls.append((m, out))
+            return out
+        return forward
+
+    was_training = model.training
+    model.eval()
+    for m in mods:
+        object.__setattr__(m, "forward", recorder(m))
+    try:
+        with study_mode(), enable_grad():
+            out = model(*inputs)
+    finally:
+        for m in mods:
+            del m.__dict__["forward"]
+        model.train(was_training)
+    return (out[0] if isinstance(out, tuple) else out), calls
+
+
+def _block(name, m, y, inputs):
+    """(the page's record of one attention call, its labelled nodes)."""
+    found = _block_nodes(y)
+    q, k = _array(found["q"]), _array(found["k"])
+    masked = found.get("masked scores", found.get("scores"))
+    cross = q.shape[1] != k.shape[1] or bool(getattr(m, "cross", False))
+    return {
+        "name": name, "kind": "cross" if cross else "self", "heads": q.shape[0],
+        "T": q.shape[1], "S": k.shape[1], "d": q.shape[2],
+        "qside": _side(q.shape[1], name, inputs, True, cross),
+        "kside": _side(k.shape[1], name, inputs, False, cross),
+        "causal": bool(getattr(m, "causal", False)),
+        "q": q, "k": k, "v": _array(found["v"]),
+        "scores": _array(masked), "probs": _array(found["probs"]),
+    }, found
+
+
+def _backward(loss, blocks, nodes, retain):
+    """Backpropagate `loss`; returns (dL/dO of every block (heads, T, d), and per block the
+    largest |dL/d score| over its masked cells, from the scores before the mask (None for a
+    block without a mask))."""
+    want = {id(f["attention output"]): i for i, f in enumerate(nodes)}
+    pre = {id(f["scores"]): i for i, f in enumerate(nodes) if "masked scores" in f}
+    got, got_pre = {}, {}
+
+    def observe(node, grad):
+        if id(node) in want:
+            got[want[id(node)]] = np.array(grad[0], dtype=np.float32)
+        elif id(node) in pre:
+            got_pre[pre[id(node)]] = np.asarray(grad[0])
+
+    add_backward_observer(observe)
+    try:
+        loss.backward(retain_graph=retain)
+    finally:
+        remove_backward_observer(observe)
+    grads = [got.get(i, np.zeros((b["heads"], b["T"], b["d"]), np.float32))
+             for i, b in enumerate(blocks)]
+    masked = [float(np.abs(got_pre[i][~np.isfinite(b["scores"])]).max(initial=0.0))
+              if i in got_pre else None for i, b in enumerate(blocks)]
+    return grads, masked
+
+
 class Explorer:
     """One forward and backward pass of a model, ready to be shown: `save(path)` writes a
     self-contained HTML page, `_repr_html_()` shows it in Jupyter (in its own iframe, so
@@ -237,7 +309,6 @@ def explore(model, ids, labels=None, targets=None, target_labels=None, title=Non
         raise ValueError("explore: the model has no MultiHeadAttention layer")
     inputs = _as_inputs(ids)
     labels = _labels_for(inputs, labels)
-    names = {id(m): name for name, m in model.named_modules()}
     T = inputs[-1].shape[1]
     targets_given = targets
     if targets is None:
@@ -248,87 +319,31 @@ def explore(model, ids, labels=None, targets=None, target_labels=None, title=Non
     if targets.shape != (T,):
         raise ValueError(f"explore: targets must have shape ({T},), got {targets.shape}")
 
-    calls = []
-
-    def recorder(m):
-        cls_forward = type(m).forward
-
-        def forward(*args, **kwargs):
-            out = cls_forward(m, *args, **kwargs)
-            calls.append((m, out))
-            return out
-        return forward
-
-    was_training = model.training
     params = list(model.parameters())
     kept_grads = [None if p.grad is None else np.array(p.grad, copy=True) for p in params]
-    model.eval()
-    for m in mods:
-        object.__setattr__(m, "forward", recorder(m))
     try:
-        with study_mode(), enable_grad():
-            out = model(*inputs)
-    finally:
-        for m in mods:
-            del m.__dict__["forward"]
-        model.train(was_training)
-    logits = out[0] if isinstance(out, tuple) else out
-    if not isinstance(logits, Tensor) or logits.ndim != 3 or logits.shape[:2] != (1, T):
-        raise ValueError(f"explore: the model must return logits (1, {T}, vocab), got "
-                         f"{getattr(logits, 'shape', type(logits).__name__)}")
-    if not calls:
-        raise ValueError("explore: no MultiHeadAttention layer ran in the forward pass")
-
-    blocks, nodes = [], []
-    for m, y in calls:
-        found = _block_nodes(y)
-        nodes.append(found)
-        name = names.get(id(m), type(m).__name__)
-        q, k = _array(found["q"]), _array(found["k"])
-        masked = found.get("masked scores", found.get("scores"))
-        cross = q.shape[1] != k.shape[1] or bool(getattr(m, "cross", False))
-        blocks.append({
-            "name": name, "kind": "cross" if cross else "self", "heads": q.shape[0],
-            "T": q.shape[1], "S": k.shape[1], "d": q.shape[2],
-            "qside": _side(q.shape[1], name, inputs, True, cross),
-            "kside": _side(k.shape[1], name, inputs, False, cross),
-            "causal": bool(getattr(m, "causal", False)),
-            "q": q, "k": k, "v": _array(found["v"]),
-            "scores": _array(masked), "probs": _array(found["probs"]),
-        })
-
-    losses_t = F.cross_entropy(logits[0], targets, reduction="none")  # (T,)
-    valid = targets != -100
-    losses = np.where(valid, losses_t.data.astype(np.float64), np.nan)
-    if not valid.any():
-        raise ValueError("explore: no position has a target (the text needs 2 or more "
-                         "tokens)")
-    choices = ["mean"] + [int(t) for t in np.flatnonzero(valid)]
-    want = {id(f["attention output"]): i for i, f in enumerate(nodes)}
-    pre = {id(f["scores"]): i for i, f in enumerate(nodes) if "masked scores" in f}
-    d_out, masked_grad = [], []
-    try:
+        logits, calls = _forward(model, mods, inputs)
+        if not isinstance(logits, Tensor) or logits.ndim != 3 or logits.shape[:2] != (1, T):
+            raise ValueError(f"explore: the model must return logits (1, {T}, vocab), got "
+                             f"{getattr(logits, 'shape', type(logits).__name__)}")
+        if not calls:
+            raise ValueError("explore: no MultiHeadAttention layer ran in the forward pass")
+        names = {id(m): name for name, m in model.named_modules()}
+        blocks, nodes = zip(*(_block(names.get(id(m), type(m).__name__), m, y, inputs)
+                              for m, y in calls), strict=True)
+        losses_t = F.cross_entropy(logits[0], targets, reduction="none")  # (T,)
+        valid = targets != -100
+        if not valid.any():
+            raise ValueError("explore: no position has a target (the text needs 2 or more "
+                             "tokens)")
+        losses = np.where(valid, losses_t.data.astype(np.float64), np.nan)
+        choices = ["mean"] + [int(t) for t in np.flatnonzero(valid)]
+        d_out, masked_grad = [], []
         for n, c in enumerate(choices):
-            got, got_pre = {}, {}
-
-            def observe(node, grad, got=got, got_pre=got_pre):
-                if id(node) in want:
-                    got[want[id(node)]] = np.array(grad[0], dtype=np.float32)
-                elif id(node) in pre:
-                    got_pre[pre[id(node)]] = np.asarray(grad[0])
-
             loss = losses_t.sum() / int(valid.sum()) if c == "mean" else losses_t[c]
-            add_backward_observer(observe)
-            try:
-                loss.backward(retain_graph=n < len(choices) - 1)
-            finally:
-                remove_backward_observer(observe)
-            d_out.append([got.get(i, np.zeros((b["heads"], b["T"], b["d"]), np.float32))
-                          for i, b in enumerate(blocks)])
-            # The gradient of the scores before the mask at the masked cells: exactly zero.
-            masked_grad.append([
-                float(np.abs(got_pre[i][~np.isfinite(blocks[i]["scores"])]).max(initial=0.0))
-                if i in got_pre else None for i in range(len(blocks))])
+            grads, masked = _backward(loss, blocks, nodes, retain=n < len(choices) - 1)
+            d_out.append(grads)
+            masked_grad.append(masked)
     finally:
         for p, g in zip(params, kept_grads, strict=True):
             p.grad = g
@@ -339,4 +354,5 @@ def explore(model, ids, labels=None, targets=None, target_labels=None, title=Non
                          for i, t in enumerate(targets) if t != -100]
     names = iter(_show(str(x)) for x in target_labels)
     target_labels = [None if t == -100 else next(names, "?") for t in targets]
-    return Explorer(title, labels, blocks, losses, target_labels, choices, d_out, masked_grad)
+    return Explorer(title, labels, list(blocks), losses, target_labels, choices, d_out,
+                    masked_grad)
