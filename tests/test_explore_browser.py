@@ -152,6 +152,28 @@ def test_clicks_update_the_views(browser, gpt_page):
     np.testing.assert_allclose(value("dS"), dS[t, s], rtol=1e-4)
 
 
+def test_arrow_keys_move_the_cell(browser, gpt_page):
+    from selenium.webdriver.common.keys import Keys
+
+    open_page(browser, gpt_page[3])
+    js(browser, "explorer.setCell(5, 2)")
+    body = browser.find_element("tag name", "body")
+    body.send_keys(Keys.ARROW_DOWN, Keys.ARROW_DOWN, Keys.ARROW_LEFT)
+    assert js(browser, "return explorer.state.cell") == [7, 1]
+    assert "query t = 7" in browser.find_element("id", "why").text
+
+
+def test_labels_cannot_break_the_page(browser, tmp_path):
+    model, ids = tiny_gpt()
+    labels = "</script>&<b"
+    path = tmp_path / "escape.html"
+    viz.explore(model, ids, labels=labels, title="<i>x</i>").save(path)
+    errors, _ = open_page(browser, path)
+    assert errors == []
+    assert js(browser, "return explorer.meta.labels[0].join('')") == labels
+    assert browser.title == "<i>x</i>"
+
+
 def test_loss_picker_changes_the_gradient_views(browser, gpt_page):
     model, ids, ex, path = gpt_page
     open_page(browser, path)

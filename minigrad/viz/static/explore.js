@@ -272,7 +272,7 @@
       "; loss: " + lossLabel(state.choice) + "." : ".") + " Rows: queries t" +
       (b.kind === "cross" ? " (target)" : "") + "; columns: keys s" +
       (b.kind === "cross" ? " (source)" : "") + ". Colour: square root of the value's size " +
-      "(see the legend). Hover for exact values, click a cell.";
+      "(see the legend). Hover for exact values, click a cell (then arrow keys move it).";
     const w = Math.max(8, Math.min(28, Math.floor(600 / Math.max(T, S))));
     const pad = 34, dpr = window.devicePixelRatio || 1;
     geom = { x0: pad, y0: pad, w };
@@ -376,6 +376,16 @@
   });
   canvas.addEventListener("mouseleave", () => { tip.style.display = "none"; });
   canvas.addEventListener("click", (ev) => { const c = cellAt(ev); if (c) setCell(c[0], c[1]); });
+  // Arrow keys move the selected cell.
+  document.addEventListener("keydown", (ev) => {
+    const step = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+    if (!state.cell || !step[ev.key]) return;
+    const b = blocks[state.block], [dt, ds] = step[ev.key];
+    const t = Math.max(0, Math.min(b.T - 1, state.cell[0] + dt));
+    const s = Math.max(0, Math.min(b.S - 1, state.cell[1] + ds));
+    ev.preventDefault();
+    setCell(t, s);
+  });
 
   // ----- why this score --------------------------------------------------------------------
   const num = (key, x) => el("span", { class: "num", "data-key": key, "data-value": x,
