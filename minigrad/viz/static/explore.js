@@ -332,7 +332,9 @@
     maskNote.textContent = n + " of " + b.T * b.S + " cells are masked (hatched: S = −∞, " +
       "P = 0). Their gradient is exactly zero: max |dL/dS| over them = " + fmt(worst) +
       " here" + (py == null ? "" : ", and Python's backward gave max |dL/d score| = " +
-      fmt(py) + " over the masked cells of this block") + ".";
+      fmt(py) + " over the masked cells of this block") + "." + (state.view === "dP" ?
+      " dL/dP itself need not be 0 there (hover a hatched cell): P = 0 multiplies it away " +
+      "in dL/dS = P ⊙ (dL/dP − rowsum)." : "");
     maskNote.dataset.maskedCells = n;
     maskNote.dataset.maxMaskedGrad = worst;
     maskNote.dataset.pythonMaxMaskedGrad = py == null ? "" : py;
