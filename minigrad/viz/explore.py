@@ -121,29 +121,19 @@ def _side(length, name, inputs, query, cross):
 
 def _forward(model, mods, inputs):
     """Run model(*inputs) once in eval and study mode; returns (logits, calls), calls being
-    (module, output) of every MultiHeadAttention call in order. Each attention module's
-    forward is wrapped for the call only, and the model's mode is restored."""
+    (module, output) of every MultiHeadAttention call in order (seen by forward hooks that
+    are removed afterwards). The model's mode is restored."""
     calls = []
-
-    def recorder(m):
-        cls_forward = type(m).forward
-
-        def forward(*args, **kwargs):
-            out = cls_forward(m, *args, **kwargs)
-            calls.append((m, out))
-            return out
-        return forward
-
     was_training = model.training
     model.eval()
-    for m in mods:
-        object.__setattr__(m, "forward", recorder(m))
+    handles = [m.register_forward_hook(lambda m, args, out: calls.append((m, out)))
+               for m in mods]
     try:
         with study_mode(), enable_grad():
             out = model(*inputs)
     finally:
-        for m in mods:
-            del m.__dict__["forward"]
+        for h in handles:
+            h.remove()
         model.train(was_training)
     return (out[0] if isinstance(out, tuple) else out), calls
 
