@@ -12,15 +12,17 @@ __all__ = ["explore_command"]
 
 
 def explore_command(args):
-    """Run `minigrad explore` (args: ckpt, text, out, best); returns the exit status. Every
-    problem with the input (text, checkpoint, output path) is a UserError: one line, exit 2."""
+    """Run `minigrad explore` (args: ckpt, text, out, best) on a GPT checkpoint; returns the
+    exit status. Every problem with the input (text, checkpoint, output path) is a
+    UserError: one line, exit 2. (For an encoder-decoder, call viz.explore with the
+    source and target, as docs/explore.md shows.)"""
     out_dir = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(out_dir):
         problem = "is not a directory" if os.path.exists(out_dir) else "does not exist"
         raise UserError(f"--out {args.out}: {out_dir} {problem}")
     if os.path.isdir(args.out):
         raise UserError(f"--out {args.out} is a directory; give a file name such as page.html")
-    model, tokenizer = model_from_checkpoint(args.ckpt, kind=None, best=args.best)
+    model, tokenizer = model_from_checkpoint(args.ckpt, kind="gpt", best=args.best)
     if len(args.text) < 2:
         raise UserError(f"--text needs at least 2 characters (a position and the next "
                         f"character it predicts), got {len(args.text)}")
