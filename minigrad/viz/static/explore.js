@@ -392,6 +392,23 @@
   // ----- why this score --------------------------------------------------------------------
   const num = (key, x) => el("span", { class: "num", "data-key": key, "data-value": x,
     title: String(x), text: fmt(x) });
+  // A table of a[i], b[i] and a[i] b[i] with a bar per product; returns [table, sum].
+  function dims(a, b, na, nb, ka, kb) {
+    const tbl = el("table", { class: "dims" }, el("tr", {}, el("th", { text: "i" }),
+      el("th", { text: na }), el("th", { text: nb }), el("th", { text: "product" }),
+      el("th", {})));
+    let sum = 0, top = 1e-30;
+    for (let i = 0; i < a.length; i++) top = Math.max(top, Math.abs(a[i] * b[i]));
+    for (let i = 0; i < a.length; i++) {
+      const p = a[i] * b[i];
+      sum += p;
+      const wpx = Math.round(28 * Math.abs(p) / top);
+      tbl.append(el("tr", {}, el("td", { text: i }), el("td", {}, num(ka, a[i])),
+        el("td", {}, num(kb, b[i])), el("td", {}, num(ka + kb, p)), el("td", {},
+          el("i", { class: p >= 0 ? "pos" : "neg", style: "width:" + wpx + "px" }))));
+    }
+    return [tbl, sum];
+  }
   function drawWhy() {
     why.textContent = "";
     if (!state.cell) {
@@ -407,19 +424,7 @@
     why.append(el("p", { class: "cellname" }, "query t = " + t + " '" + ql + "', key s = " + s +
       " '" + kl + "' (block " + state.block + ", head " + h + ")"));
     // forward: q_t . k_s dimension by dimension
-    const tbl = el("table", { class: "dims" }, el("tr", {}, el("th", { text: "i" }),
-      el("th", { text: "q_t[i]" }), el("th", { text: "k_s[i]" }), el("th", { text: "q·k" }),
-      el("th", {})));
-    let dot = 0, top = 1e-30;
-    for (let i = 0; i < d; i++) top = Math.max(top, Math.abs(q[i] * k[i]));
-    for (let i = 0; i < d; i++) {
-      const p = q[i] * k[i];
-      dot += p;
-      const wpx = Math.round(28 * Math.abs(p) / top);
-      tbl.append(el("tr", {}, el("td", { text: i }), el("td", {}, num("q", q[i])),
-        el("td", {}, num("k", k[i])), el("td", {}, num("prod", p)), el("td", {},
-          el("i", { class: p >= 0 ? "pos" : "neg", style: "width:" + wpx + "px" }))));
-    }
+    const [tbl, dot] = dims(q, k, "q_t[i]", "k_s[i]", "q", "k");
     const score = dot / Math.sqrt(d);
     why.append(el("h3", { text: "Forward: the score" }), el("div", { class: "scroll" }, tbl),
       el("p", {}, "q_t · k_s = Σ_i q_t[i] k_s[i] = ", num("dot", dot), "; score = ",
@@ -445,6 +450,9 @@
     const dP = g.dP[t * b.S + s], r = g.rowsum[t], dS = g.dS[t * b.S + s];
     why.append(el("h3", { text: "Backward, for " + lossLabel(state.choice) }),
       el("p", {}, "dL/dP[t, s] = dL/dO_t · v_s = ", num("dP", dP)),
+      el("details", {}, el("summary", { text: "dL/dO_t · v_s dimension by dimension" }),
+        el("div", { class: "scroll" }, dims(g.dO.subarray(t * d, (t + 1) * d),
+          head(b.v, h).a.subarray(s * d, (s + 1) * d), "dL/dO_t[i]", "v_s[i]", "dO", "v")[0])),
       el("p", {}, "rowsum(dL/dP ⊙ P)[t] = Σ_j dL/dP[t, j] P[t, j] = ", num("rowsum", r)),
       el("p", { class: "rule" }, "dL/dS[t, s] = P[t, s] × (dL/dP[t, s] − rowsum) = ",
         num("P", Prow[s]), " × (", num("dP", dP), " − ", num("rowsum", r), ") = ",
