@@ -65,6 +65,17 @@ def test_position_loss_reaches_only_earlier_positions(gpt_explorer):
     np.testing.assert_allclose(ex.mean_loss, np.nanmean(ex.losses))
 
 
+def test_positions_limits_the_losses(gpt_explorer):
+    model, ids, full = gpt_explorer
+    ex = viz.explore(model, ids, positions=[2, 7])
+    assert ex.choices == ["mean", 2, 7]
+    for c in ("mean", 2, 7):
+        for a, b in zip(ex.d_out[ex.choices.index(c)], full.d_out[full.choices.index(c)],
+                        strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert len(ex.html()) < len(full.html())
+
+
 def test_model_state_is_left_as_it_was():
     model, ids = tiny_gpt()
     model.train()

@@ -281,7 +281,8 @@ class Explorer:
                 f"#ddd\" title=\"{html.escape(self.title)}\"></iframe>")
 
 
-def explore(model, ids, labels=None, targets=None, target_labels=None, title=None):
+def explore(model, ids, labels=None, targets=None, target_labels=None, positions=None,
+            title=None):
     """Record one forward and backward pass of `model` on `ids` for study: returns an
     Explorer (`.save(path)` writes one self-contained HTML page; in Jupyter it shows
     inline).
@@ -293,6 +294,9 @@ def explore(model, ids, labels=None, targets=None, target_labels=None, title=Non
     (T,) are the next tokens the loss is measured against; by default the last input
     shifted by one (position t predicts token t + 1; the last position has no loss), and
     `target_labels` names them (default: the next position's label, or the id).
+    `positions` limits the positions whose losses the page can backpropagate (default:
+    every position with a target; the mean is always there): the page grows with their
+    number.
     """
     mods = attention_modules(model)
     if not mods:
@@ -327,7 +331,9 @@ def explore(model, ids, labels=None, targets=None, target_labels=None, title=Non
             raise ValueError("explore: no position has a target (the text needs 2 or more "
                              "tokens)")
         losses = np.where(valid, losses_t.data.astype(np.float64), np.nan)
-        choices = ["mean"] + [int(t) for t in np.flatnonzero(valid)]
+        wanted = None if positions is None else {int(t) for t in positions}
+        choices = ["mean"] + [int(t) for t in np.flatnonzero(valid)
+                              if wanted is None or int(t) in wanted]
         d_out, masked_grad = [], []
         for n, c in enumerate(choices):
             loss = losses_t.sum() / int(valid.sum()) if c == "mean" else losses_t[c]
