@@ -1,7 +1,8 @@
 """Cost of the engine's backward checks on a baby-GPT training step, in interleaved steps.
 
     python -m benchmarks.backward_checks                  # against the engine of 0013240
-    python -m benchmarks.backward_checks --base REV --rounds 20 --steps 10
+    python -m benchmarks.backward_checks --rounds 20 --steps 10 --cpu   # CPU time, busy box
+    python -m benchmarks.backward_checks --base REV
 
 The engine checks what every backward returns (DESIGN.md "Extending"). To time what that
 costs, this script runs the same training steps (forward, backward, clip_grad_norm_, AdamW,
@@ -22,7 +23,7 @@ import statistics
 import subprocess
 import time
 
-from benchmarks.step import CONFIGS, _batches, _minigrad_model, _minigrad_step, _time_steps
+from benchmarks.step import CONFIGS, _batches, _minigrad_model, _minigrad_step
 from minigrad import autograd
 
 BASE = "0013240"  # the last commit before the checks
@@ -79,7 +80,11 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--cpu", action="store_true",
+                        help="time CPU seconds of this process (process_time) instead of wall "
+                             "time: less disturbed by other processes on a busy machine")
     args = parser.parse_args(argv)
+    clock = time.process_time if args.cpu else time.perf_counter
 
     engines = {"checked": autograd.backward, "unchecked": unchecked_backward(args.base)}
     config = CONFIGS["baby"]
@@ -91,17 +96,24 @@ def main(argv=None):
         return _minigrad_step(gpt, optimizer, params, x, y)
 
     def run(engine, batch):
+        """Median ms per step of `engine` over the (x, y) pairs in `batch`."""
         autograd.backward = engines[engine]
         try:
-            return _time_steps(step, batch)
+            times = []
+            for x, y in batch:
+                start = clock()
+                step(x, y)
+                times.append(1000 * (clock() - start))
+            return statistics.median(times)
         finally:
             autograd.backward = engines["checked"]
 
     for engine in engines:  # compile Numba kernels, warm caches and allocators
         run(engine, batches[:args.warmup])
     timed = batches[args.warmup:]
-    print(f"baby GPT {config}: ms per training step; each step is timed with both engines "
-          f"back to back (order alternating), {args.steps} steps a round")
+    print(f"baby GPT {config}: ms per training step ({'CPU' if args.cpu else 'wall'} time); "
+          f"each step is timed with both engines back to back (order alternating), "
+          f"{args.steps} steps a round")
     print("round   checked unchecked   ratio (median of the round's step pairs)")
     ratios, all_ms = [], []
     for r in range(args.rounds):

@@ -32,6 +32,7 @@ The checks are also separate functions (`check_forward(info, i)`, ...; `CHECKS` 
 on an `OpInfo` and a sample index, so that a test suite can make each a test case of its own.
 """
 
+import importlib.util
 import math
 from dataclasses import dataclass, field
 
@@ -264,8 +265,8 @@ def _infer_framework(info, sample):
     call, _ = _ref_call(info, sample, "numpy")
     try:
         outs = call()
-    except Exception:  # a torch function refuses ndarrays
-        return "torch"
+    except Exception:  # a torch function refuses ndarrays; without torch, show the error
+        return "torch" if importlib.util.find_spec("torch") is not None else "numpy"
     return "torch" if any(hasattr(o, "detach") for o in outs) else "numpy"
 
 
