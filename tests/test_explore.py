@@ -11,6 +11,7 @@ import pytest
 from minigrad.models.gpt import GPT, GPTConfig
 
 import minigrad as mg
+import minigrad.functional as F
 from minigrad import nn, viz
 from minigrad.viz.explore import FLOAT32_GRAD_BUDGET
 from tests.explore_models import Tagger, backward_from_d_out, tiny_gpt, traced
@@ -188,3 +189,42 @@ def test_default_gpt_page_size(tmp_path):
             np.testing.assert_allclose(dense, ref, rtol=0, atol=1e-3 * np.abs(ref).max())
     assert FLOAT32_GRAD_BUDGET < sum(
         g.size for per in ex.d_out for g in per) * 4
+
+
+def test_encoder_decoder_cross_attention():
+    """The encoder-decoder: encoder self-attention over the source, decoder causal
+    self-attention over the target, cross-attention T x S (queries: target, keys: source);
+    every gradient equals viz.trace()'s."""
+    from minigrad.models.seq2seq import Seq2Seq, Seq2SeqConfig
+
+    mg.manual_seed(0)
+    model = Seq2Seq(Seq2SeqConfig(vocab_size=16, block_size=16, n_layer=2, n_head=2,
+                                  n_embd=16))
+    src, tgt_in = np.array([5, 6, 7, 8, 9, 10]), np.array([1, 10, 9, 8, 7, 6, 5])
+    targets = np.array([10, 9, 8, 7, 6, 5, 2])
+    ex = viz.explore(model, (src, tgt_in), labels=("abcdef", "^fedcba"), targets=targets,
+                     target_labels="fedcba$")
+    kinds = [(b["name"], b["kind"], b["T"], b["S"], b["qside"], b["kside"]) for b in ex.blocks]
+    assert kinds == [
+        ("encoder.layers.0.self_attn", "self", 6, 6, 0, 0),
+        ("encoder.layers.1.self_attn", "self", 6, 6, 0, 0),
+        ("decoder.layers.0.self_attn", "self", 7, 7, 1, 1),
+        ("decoder.layers.0.cross_attn", "cross", 7, 6, 1, 0),
+        ("decoder.layers.1.self_attn", "self", 7, 7, 1, 1),
+        ("decoder.layers.1.cross_attn", "cross", 7, 6, 1, 0)]
+    assert ex.choices == ["mean", *range(7)] and ex.target_labels[0] == "f"
+    model.eval()
+    with viz.trace() as tr:
+        logits, _ = model(src[None], tgt_in[None])
+        F.cross_entropy(logits[0], targets, reduction="none")[3].backward()
+    model.zero_grad()
+    # the trace lists each label's arrays in its own order: find the one that matches
+    c = ex.choices.index(3)
+    for i, b in enumerate(ex.blocks):
+        page = backward_from_d_out(b, ex.d_out[c][i])
+        for name, label in (("dP", "probs"), ("dq", "q"), ("dk", "k"), ("dv", "v")):
+            refs = [g[0] for g in tr.grads[label] if g.shape[1:] == page[name].shape]
+            assert any(np.allclose(page[name], ref, rtol=1e-4,
+                                   atol=1e-6 * max(np.abs(ref).max(), 1e-12)) for ref in refs)
+            assert np.abs(page[name]).max() > 0 or name == "dP"
+    assert ex.blocks[3]["probs"].shape == (2, 7, 6)

@@ -18,7 +18,7 @@ from minigrad.models.gpt import GPT, GPTConfig
 import minigrad as mg
 from minigrad import viz
 from minigrad.cli import main
-from tests.explore_models import TEXT, Tagger, tiny_gpt, traced
+from tests.explore_models import TEXT, Tagger, backward_from_d_out, tiny_gpt, traced
 
 REQUIRE = os.environ.get("MINIGRAD_REQUIRE_BROWSER") == "1"
 TRACE_NAMES = {"dP": "probs", "dS": "masked scores", "dq": "q", "dk": "k", "dv": "v"}
@@ -255,6 +255,37 @@ def test_own_module_page(browser, tmp_path):
     np.testing.assert_allclose(got, tr.grads["masked scores"][0][0, 1], rtol=1e-4,
                                atol=1e-10)
     assert "mix" in browser.find_element("id", "head-title").text
+
+
+def test_encoder_decoder_page(browser, tmp_path):
+    """Cross-attention: a T x S head view with target rows and source columns; the page's
+    numbers equal Python's (which test_explore checks against viz.trace)."""
+    from minigrad.models.seq2seq import Seq2Seq, Seq2SeqConfig
+
+    mg.manual_seed(0)
+    model = Seq2Seq(Seq2SeqConfig(vocab_size=16, block_size=16, n_layer=2, n_head=2,
+                                  n_embd=16))
+    src, tgt_in = np.array([5, 6, 7, 8, 9, 10]), np.array([1, 10, 9, 8, 7, 6, 5])
+    ex = viz.explore(model, (src, tgt_in), labels=("abcdef", "^fedcba"),
+                     targets=np.array([10, 9, 8, 7, 6, 5, 2]), target_labels="fedcba$")
+    path = tmp_path / "seq2seq.html"
+    ex.save(path)
+    errors, _ = open_page(browser, path)
+    assert errors == []
+    browser.find_element("css selector", '.thumb[data-block="3"][data-head="1"]').click()
+    title = browser.find_element("id", "head-title").text
+    assert "decoder.layers.0.cross_attn" in title and "cross-attention" in title
+    assert "(target)" in browser.find_element("id", "view-caption").text
+    js(browser, "explorer.setLoss(4); explorer.setCell(3, 5)")
+    why = browser.find_element("id", "why").text
+    assert "query t = 3 'd', key s = 5 'f'" in why
+    assert "position 3 'd' predicting 'c'" in browser.find_element("id", "loss-info").text
+    ref = backward_from_d_out(ex.blocks[3], ex.d_out[4][3])
+    for name in ("dP", "dS", "dq", "dk", "dv"):
+        got = page_values(browser, name, 4, 3, 1).reshape(ref[name][1].shape)
+        np.testing.assert_allclose(got, ref[name][1], rtol=1e-9, atol=1e-12)
+    P = page_values(browser, "P", 4, 3, 1).reshape(7, 6)
+    np.testing.assert_array_equal(P, ex.blocks[3]["probs"][1])
 
 
 def test_two_explorers_in_one_notebook_page_do_not_clash(browser, tmp_path):
