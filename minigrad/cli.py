@@ -1,5 +1,5 @@
-"""The `minigrad` command: `minigrad train`, `sample`, `attention`, `export`, `seq2seq`
-(and `python -m minigrad`). Every `--ckpt` takes a checkpoint or a run directory
+"""The `minigrad` command: `minigrad train`, `sample`, `attention`, `explore`, `export`,
+`seq2seq` (and `python -m minigrad`). Every `--ckpt` takes a checkpoint or a run directory
 (`--best`: its best/).
 
 Each subcommand is one `add_<name>_parser(subparsers)` function that declares its flags and
@@ -190,6 +190,25 @@ def add_attention_parser(subparsers):
     p.set_defaults(func=attention_command)
 
 
+def add_explore_parser(subparsers):
+    """`minigrad explore`: one forward and backward pass on a text, as an HTML page."""
+    from minigrad.models.explore import explore_command
+
+    p = subparsers.add_parser(
+        "explore", help="write an interactive page of a checkpoint's attention and gradients",
+        description="Run TEXT through the model once, backpropagate each position's "
+                    "next-character loss (and their mean), and write one self-contained HTML "
+                    "page (no network, no server): every block's and head's attention "
+                    "weights, scores and gradients, a loss picker and 'why this score'.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--ckpt", default="out/ckpt", help="checkpoint or run directory")
+    p.add_argument("--best", action="store_true",
+                   help="use the run directory's best checkpoint (best/) instead of ckpt/")
+    p.add_argument("--text", required=True, help="the text to run through the model")
+    p.add_argument("--out", default="explore.html", help="HTML file to write")
+    p.set_defaults(func=explore_command)
+
+
 def add_export_parser(subparsers):
     """`minigrad export RUN OUT_DIR`: nanoGPT's files for a run, to continue it in PyTorch."""
     p = subparsers.add_parser(
@@ -319,6 +338,7 @@ def build_parser():
     add_train_parser(subparsers)
     add_sample_parser(subparsers)
     add_attention_parser(subparsers)
+    add_explore_parser(subparsers)
     add_export_parser(subparsers)
     add_seq2seq_parser(subparsers)
     return parser

@@ -15,6 +15,9 @@
   every layer and head of a model (labelled: encoder self-, decoder causal self- or
   cross-attention), as a PNG grid or as text ("position 7 attends to 5
   with score q.k/sqrt(d) = 2.31 and weight 0.62"). Plots need matplotlib (extra [plot]).
+- `explore(model, ids)`: one forward and backward pass as an interactive page (every
+  head's weights, scores and gradients, a loss picker, "why this score"): `.save(path)`
+  writes one self-contained HTML file, and Jupyter shows it inline.
 
 Nothing here keeps hidden state: every tool works on the tensors and modules it is given,
 through the public API of the engine and of nn.
@@ -32,14 +35,15 @@ from minigrad.viz.attention import (
 from minigrad.viz.causal import CausalReport, check_causal
 from minigrad.viz.decoder import DecoderReport, check_decoder
 from minigrad.viz.explain import explain, explanation_of, function_classes
+from minigrad.viz.explore import Explorer, explore
 from minigrad.viz.graph import graph_edges, render_dot, to_dot
 from minigrad.viz.plot import plot_attention
 from minigrad.viz.trace import ATTENTION_LABELS, Trace, trace
 
 __all__ = [
-    "ATTENTION_LABELS", "CausalReport", "DecoderReport", "KIND_LABELS", "Trace",
+    "ATTENTION_LABELS", "CausalReport", "DecoderReport", "Explorer", "KIND_LABELS", "Trace",
     "attention_label", "attention_labels", "attention_maps", "attention_modules",
     "attention_report", "check_causal", "check_decoder", "entropy_bits", "explain",
-    "explanation_of", "function_classes", "graph_edges", "plot_attention", "render_dot",
-    "to_dot", "trace",
+    "explanation_of", "explore", "function_classes", "graph_edges", "plot_attention",
+    "render_dot", "to_dot", "trace",
 ]
