@@ -10,7 +10,7 @@ This script
 1. builds the model and names its three kinds of attention;
 2. trains it to reverse strings of letters (`minigrad seq2seq --task reverse` does the same);
 3. proves with gradients that target t does not see target s > t, but sees every source
-   position (viz.check_decoder);
+   position (viz.check_causal with a context);
 4. traces one backward and prints the gradient norms per head of every attention block,
    labelled encoder self-, decoder causal self- or cross-attention;
 5. draws the cross-attention of "abcdefghij": reversing makes it the anti-diagonal
@@ -66,8 +66,8 @@ def main(argv=None):
     print(f"   exact match on held-out strings: {summary['correct']}/{summary['total']}")
 
     # 3. What the decoder sees ---------------------------------------------------------------
-    print("\n3. check_decoder: d out[t] / d target[s] and d out[t] / d source[s]")
-    report = viz.check_decoder(model, T=6, S=8)
+    print("\n3. check_causal: d out[t] / d target[s] and d out[t] / d source[s]")
+    report = viz.check_causal(model, T=6, context=8)
     print("   " + str(report).replace("\n", "\n   "))
 
     # 4. One backward, block by block --------------------------------------------------------

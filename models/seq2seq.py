@@ -238,7 +238,7 @@ class Seq2Seq(nn.Module):
 
     def encode_embedded(self, x, src_pad=None):
         """The encoder from the embedded source x (B, S, C) (tokens + positions): its
-        output (B, S, C). For study (viz.check_decoder): x can carry a gradient."""
+        output (B, S, C); x may carry a gradient."""
         for layer in self.encoder.layers:
             x = layer(x, src_pad)
         return self.encoder.ln_f(x) if self.config.final_norm else x
@@ -255,8 +255,7 @@ class Seq2Seq(nn.Module):
 
     def decode_embedded(self, x, memory, src_pad=None, tgt_pad=None):
         """The decoder and head from the embedded decoder input x (B, T, C) and the
-        encoder's output memory (B, S, C): logits (B, T, vocab). For study, as
-        encode_embedded."""
+        encoder's output memory (B, S, C): logits (B, T, vocab); x may carry a gradient."""
         for layer in self.decoder.layers:
             x = layer(x, memory, src_pad, tgt_pad)
         if self.config.final_norm:

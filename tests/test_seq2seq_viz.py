@@ -1,5 +1,5 @@
 """Study tools on the encoder-decoder: labelled attention maps, traces and explanations,
-check_decoder, and `minigrad attention` on a seq2seq checkpoint."""
+check_causal with a context, and `minigrad attention` on a seq2seq checkpoint."""
 
 import numpy as np
 import pytest
@@ -58,10 +58,11 @@ def test_trace_table_names_each_block_in_forward_order():
         t.attention_table(labels[:2])
 
 
-def test_check_decoder_passes_on_the_model_and_catches_leaks():
-    report = viz.check_decoder(tiny(), T=5, S=7)
-    assert report.passed and report.target.passed and not report.blind
-    assert np.all(report.source > 0) and np.all(report.target.dependence[np.tril_indices(5)] > 0)
+def test_check_causal_with_a_context_passes_on_the_model_and_catches_leaks():
+    report = viz.check_causal(tiny(), T=5, context=7)
+    assert report.passed and not report.leaks and not report.blind
+    assert np.all(report.context_dependence > 0)
+    assert np.all(report.dependence[np.tril_indices(5)] > 0)
     text = str(report)
     assert "causal: PASSED" in text and "source: PASSED" in text
 
@@ -69,8 +70,8 @@ def test_check_decoder_passes_on_the_model_and_catches_leaks():
         return tgt * 0.0 + tgt.mean(axis=1, keepdims=True) + src[:, :1].mean(axis=1,
                                                                            keepdims=True)
 
-    bad = viz.check_decoder(leaky, T=3, S=4, C=2)
-    assert not bad and not bad.target.passed and len(bad.blind) == 3 * 3
+    bad = viz.check_causal(leaky, T=3, C=2, context=4)
+    assert not bad and bad.leaks and len(bad.blind) == 3 * 3
     assert "source: FAILED" in str(bad) and "causal: FAILED" in str(bad)
 
 

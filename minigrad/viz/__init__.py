@@ -8,9 +8,8 @@
 - `explain(op_or_node)`: an op's backward rule in words and symbols, what it saves, and for
   a recorded node the actual shapes.
 - `check_causal(model_or_fn, T)`: proves with gradients that output t does not depend on
-  any input after t (the Jacobian blocks are exactly zero), or shows where it leaks;
-  `check_decoder(model_or_fn, T, S)` does it for an encoder-decoder's decoder input and
-  shows that every output sees every source position.
+  any input after t (the Jacobian blocks are exactly zero), or shows where it leaks; with
+  `context=S`, for an encoder-decoder, also that every output sees every source position.
 - `attention_maps`, `plot_attention`, `attention_report`: the attention probabilities of
   every layer and head of a model (labelled: encoder self-, decoder causal self- or
   cross-attention), as a PNG grid or as text ("position 7 attends to 5
@@ -33,7 +32,6 @@ from minigrad.viz.attention import (
     entropy_bits,
 )
 from minigrad.viz.causal import CausalReport, check_causal
-from minigrad.viz.decoder import DecoderReport, check_decoder
 from minigrad.viz.explain import explain, explanation_of, function_classes
 from minigrad.viz.explore import Explorer, explore
 from minigrad.viz.graph import graph_edges, render_dot, to_dot
@@ -41,9 +39,9 @@ from minigrad.viz.plot import plot_attention
 from minigrad.viz.trace import ATTENTION_LABELS, Trace, trace
 
 __all__ = [
-    "ATTENTION_LABELS", "CausalReport", "DecoderReport", "Explorer", "KIND_LABELS", "Trace",
+    "ATTENTION_LABELS", "CausalReport", "Explorer", "KIND_LABELS", "Trace",
     "attention_label", "attention_labels", "attention_maps", "attention_modules",
-    "attention_report", "check_causal", "check_decoder", "entropy_bits", "explain",
+    "attention_report", "check_causal", "entropy_bits", "explain",
     "explanation_of", "explore", "function_classes", "graph_edges", "plot_attention",
     "render_dot", "to_dot", "trace",
 ]

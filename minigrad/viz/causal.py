@@ -10,9 +10,11 @@ __all__ = ["CausalReport", "check_causal"]
 
 class CausalReport:
     """The result of `check_causal`: `passed`, `leaks` [(t, s, magnitude)] with s > t,
-    `dependence` (T, T), the largest |d out[t] / d in[s]| seen for each pair, and for an
-    encoder-decoder `context_dependence` (T, S), the same for each source position (None
-    otherwise)."""
+    `dependence` (T, T), the largest |d out[t] / d in[s]| seen for each pair. For an
+    encoder-decoder also `context_dependence` (T, S), the same for each source position,
+    and `blind` [(t, s)], the source positions an output does not see (cross-attention
+    should see them all); both None without a context. `passed` needs no leak and no
+    blind pair."""
 
     def __init__(self, dependence, context_dependence=None):
         self.dependence = dependence
@@ -20,14 +22,17 @@ class CausalReport:
         T = dependence.shape[0]
         self.leaks = [(t, s, float(dependence[t, s])) for t in range(T)
                       for s in range(t + 1, T) if dependence[t, s] != 0.0]
-        self.passed = not self.leaks
+        self.blind = None
+        if context_dependence is not None:
+            self.blind = [(int(t), int(s)) for t, s in np.argwhere(context_dependence == 0.0)]
+        self.passed = not self.leaks and not self.blind
 
     def __bool__(self):
         return self.passed
 
     def __str__(self):
         T = self.dependence.shape[0]
-        if self.passed:
+        if not self.leaks:
             head = (f"causal: PASSED - for every t < s < {T}, d out[t] / d in[s] is exactly 0 "
                     "(no output sees a later input)")
         else:
@@ -46,9 +51,14 @@ class CausalReport:
         lines = [head, *grid, legend]
         if self.context_dependence is not None:
             ctx = self.context_dependence
-            unused = int((ctx == 0.0).sum())
-            lines.append(f"context: out[t] depends on {ctx.size - unused} of {ctx.size} "
-                         "(target, source) pairs; every source position may be used")
+            if self.blind:
+                t, s = self.blind[0]
+                lines.append(f"source: FAILED - {len(self.blind)} of {ctx.size} (target, "
+                             f"source) pairs are exactly 0, e.g. out[{t}] does not see "
+                             f"src[{s}]")
+            else:
+                lines.append(f"source: PASSED - every out[t] depends on every src[s] "
+                             f"(s < {ctx.shape[1]}): cross-attention sees the whole source")
             lines.append("     src: " + "".join(f"{s % 10}" for s in range(ctx.shape[1])))
             lines += [f"  out {t:>3}: " + "".join("#" if v != 0.0 else "." for v in row)
                       for t, row in enumerate(ctx)]
@@ -113,8 +123,10 @@ def check_causal(model_or_fn, T, C=None, seed=0, context=None):
     gradient, so for such a model random ids are drawn and, through forward hooks, the
     output of each Embedding layer that looks them up becomes a leaf tensor: the check is
     then on d out[t] / d (embedding of token s). With `context=S` the model is called as an
-    encoder-decoder, model(src, ids), with random source ids (1, S); the report's
-    `context_dependence` (T, S) then shows what each target position takes from the source.
+    encoder-decoder, model(src, ids), with random source ids (1, S) (a function: fn(x, ctx)
+    with a float ctx (1, S, C)); the report's `context_dependence` (T, S) then shows what
+    each target position takes from the source, and the check also needs every target
+    position to see every source position.
 
     For each output position t, one backward of sum_c w_c out[0, t, c] (random weights w)
     gives d out[t] / d in[s] for every s at once; a causal model gives exactly 0.0 for
@@ -133,12 +145,15 @@ def check_causal(model_or_fn, T, C=None, seed=0, context=None):
             C = C or getattr(model, "embed_dim", None)
             if C is None:
                 raise ValueError("check_causal: pass C, the input's channel count")
-            x = Tensor(rng.standard_normal((1, T, C)).astype(_param_dtype(model)),
-                       requires_grad=True)
-            leaves = {"input": x}
+            dtype = _param_dtype(model)
+            leaves = {"input": Tensor(rng.standard_normal((1, T, C)).astype(dtype),
+                                      requires_grad=True)}
+            if context is not None:
+                leaves["context"] = Tensor(rng.standard_normal((1, context, C)).astype(dtype),
+                                           requires_grad=True)
 
             def run():
-                return model(x)
+                return model(*leaves.values())
 
         out = run()
         if out.shape[:2] != (1, T):

@@ -54,7 +54,7 @@ _ATTENTION_KINDS = {
               "(B, S, C), through kv_proj; weights (B, nh, T, S).",
               "dx = dQ W_q; dcontext = dK W_k + dV W_v: the gradient leaves the decoder "
               "through its queries and enters the encoder through every unpadded source "
-              "position's key and value (viz.check_decoder)."),
+              "position's key and value (viz.check_causal with a context)."),
 }
 
 
