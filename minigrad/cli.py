@@ -201,9 +201,7 @@ def add_explore_parser(subparsers):
                     "page (no network, no server): every block's and head's attention "
                     "weights, scores and gradients, a loss picker and 'why this score'.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--ckpt", default="out", help="checkpoint or run directory")
-    p.add_argument("--best", action="store_true",
-                   help="use the run directory's best checkpoint (best/) instead of ckpt/")
+    _add_ckpt_arguments(p)
     p.add_argument("--text", required=True, help="the text to run through the model")
     p.add_argument("--out", default="explore.html", help="HTML file to write")
     p.set_defaults(func=explore_command)
