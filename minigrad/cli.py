@@ -199,10 +199,16 @@ def add_explore_parser(subparsers):
         description="Run TEXT through the model once, backpropagate each position's "
                     "next-character loss (and their mean), and write one self-contained HTML "
                     "page (no network, no server): every block's and head's attention "
-                    "weights, scores and gradients, a loss picker and 'why this score'.",
+                    "weights, scores and gradients, a loss picker and 'why this score'. "
+                    "For an encoder-decoder checkpoint TEXT is the source and the page "
+                    "adds the encoder's self-attention and the cross-attention (decoder "
+                    "input down, source across).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_ckpt_arguments(p)
-    p.add_argument("--text", required=True, help="the text to run through the model")
+    p.add_argument("--text", required=True, help="the text to run through the model (for "
+                   "an encoder-decoder checkpoint: the source)")
+    p.add_argument("--target", default=None, help="encoder-decoder only: the target the "
+                   "decoder reads and predicts (default: the model's greedy output)")
     p.add_argument("--out", default="explore.html", help="HTML file to write")
     p.set_defaults(func=explore_command)
 

@@ -9,18 +9,14 @@ the encoder's and the decoder's self-attention beside it (OUT-encoder.png, OUT-d
 
 import os
 
-import numpy as np
 from minigrad.models.checkpoint import model_from_checkpoint
 from minigrad.models.errors import UserError
 from minigrad.models.seq2seq import Seq2Seq
-from minigrad.models.tasks import decode_ids, encode_text
+from minigrad.models.seq2seq_input import seq2seq_input
 
 from minigrad.viz import attention_maps, attention_report, plot_attention
 
 __all__ = ["attention_command"]
-
-# How the decoder's special tokens read on a plot or in a report (one character each).
-BOS_MARK = "\u25b8"  # the decoder input starts with BOS, drawn as ▸
 
 
 def attention_command(args):
@@ -70,23 +66,10 @@ def _plot(maps, chars, out, **kwargs):
 
 def _seq2seq(args, model, tokenizer):
     """The encoder-decoder: cross-attention, encoder and decoder self-attention."""
-    block = model.config.block_size
-    src = encode_text(tokenizer, args.text, "--text (the source)", block)
-    if args.target is None:
-        model.eval()
-        target = decode_ids(tokenizer, model.generate(src[None, :], block, temperature=0.0)
-                            .data[0])
-        if not target:
-            raise UserError(f"the model's output for {args.text!r} is empty; give --target")
-    else:
-        target = args.target
-    tgt = encode_text(tokenizer, target, "--target", block - 1,
-                      f"block_size {block}, less one for BOS")
-    tgt_in = np.concatenate([[model.config.bos_id], tgt])[None, :]  # BOS + target
-    maps = attention_maps(model, src[None, :], tgt_in)
-    queries = BOS_MARK + target  # the decoder's input, one character per row
-    print(f"source {args.text!r} -> target {target!r}"
-          + (" (the model's greedy output)" if args.target is None else ""))
+    pair = seq2seq_input(model, tokenizer, args.text, args.target)
+    target, queries = pair.target, pair.decoder_input  # one character per decoder row
+    maps = attention_maps(model, pair.src[None, :], pair.tgt_in[None, :])
+    print(pair)
     cross = [m for m in maps if m["kind"] == "cross"]
     enc = [m for m in maps if m["name"].startswith("encoder.")]
     dec = [m for m in maps if m["kind"] == "causal self"]
