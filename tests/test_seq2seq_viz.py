@@ -1,6 +1,8 @@
 """Study tools on the encoder-decoder: labelled attention maps, traces and explanations,
 check_causal with a context, and `minigrad attention` on a seq2seq checkpoint."""
 
+import re
+
 import numpy as np
 import pytest
 from minigrad.models.seq2seq import Seq2Seq, Seq2SeqConfig
@@ -135,8 +137,13 @@ def test_attention_command_on_a_seq2seq_run(reverse_run, tmp_path, capsys):
     assert "'C'" in capsys.readouterr().err
     assert main(["attention", "--ckpt", run, "--text", ""]) == 2
     assert "is empty" in capsys.readouterr().err
-    assert main(["attention", "--ckpt", run, "--text", "a" * 13]) == 2
-    assert "at most 12" in capsys.readouterr().err
+    assert main(["attention", "--ckpt", run, "--text", "a" * 14]) == 2
+    assert "has 14 characters; the model takes at most 13" in capsys.readouterr().err
+    # the greedy output stops at block_size - 1 characters: BOS + target fits the decoder
+    assert main(["attention", "--ckpt", run, "--text", "a" * 13, "--out", str(out)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert re.fullmatch(r"source 'a{13}' -> target '[a-z]{1,12}' \(the model's greedy output\)",
+                        first), first
 
 
 @pytest.mark.parametrize("seed", range(4))
