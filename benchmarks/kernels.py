@@ -140,10 +140,10 @@ def cases(B, T, C, nh, V, n_layer):
 
     # causal attention
     q, k, v, go = rnd(B, nh, T, hs), rnd(B, nh, T, hs), rnd(B, nh, T, hs), rnd(B, nh, T, hs)
-    _, probs = reference.sdpa_forward(q, k, v, None, True, None)
+    _, probs = reference.sdpa_forward(q, k, v, None, True)
     yield f"sdpa causal ({B},{nh},{T},{hs})", {
-        "numba": lambda: fast.sdpa_forward(q, k, v, None, True, None),
-        "numpy": lambda: reference.sdpa_forward(q, k, v, None, True, None),
+        "numba": lambda: fast.sdpa_forward(q, k, v, None, True),
+        "numpy": lambda: reference.sdpa_forward(q, k, v, None, True),
         "torch": _torch(
             lambda a, b, c: tF.scaled_dot_product_attention(a, b, c, is_causal=True), q, k, v),
     }
@@ -153,8 +153,8 @@ def cases(B, T, C, nh, V, n_layer):
         tb = _torch_bwd(tF.scaled_dot_product_attention(tq, tk, tv, is_causal=True),
                         (tq, tk, tv), go)
     yield "sdpa_backward", {
-        "numba": lambda: fast.sdpa_backward(q, k, v, probs, go, None),
-        "numpy": lambda: reference.sdpa_backward(q, k, v, probs, go, None),
+        "numba": lambda: fast.sdpa_backward(q, k, v, probs, go),
+        "numpy": lambda: reference.sdpa_backward(q, k, v, probs, go),
         "torch": tb,
     }
 
