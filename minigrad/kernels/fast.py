@@ -47,12 +47,13 @@ _compile_notice_due = True
 
 
 def _announce_compile():
-    """On a first run (no compiled kernels cached on disk yet), say why the pause."""
+    """On a first run (no compiled kernel cached on disk yet), say why the pause."""
     global _compile_notice_due
     _compile_notice_due = False
-    cache = getattr(_softmax_rows, "_cache", None)
-    index = getattr(getattr(cache, "_cache_file", None), "_index_path", None)
-    if index is not None and not os.path.exists(index):
+    kernels = [f for f in globals().values() if hasattr(f, "_cache")]
+    index_files = [getattr(getattr(f._cache, "_cache_file", None), "_index_path", None)
+                   for f in kernels]
+    if not any(path is not None and os.path.exists(path) for path in index_files):
         print("minigrad: compiling kernels, first run only", file=sys.stderr, flush=True)
 
 
