@@ -454,30 +454,42 @@ def _ints(a):
 _SQRT_2_OVER_PI = 0.7978845608028654
 
 
-@_kernel
-def _gelu_f32(lo, hi, x, use_tanh, out):
-    c = np.float32
-    for i in range(lo, hi):
-        xi = x[i]
-        if use_tanh:
-            u = c(_SQRT_2_OVER_PI) * (xi + c(0.044715) * xi * xi * xi)
-            out[i] = c(0.5) * xi * (c(1) + tanh_f32(u))
-        else:
-            out[i] = xi * normal_cdf_f32(xi)
+# float32: one kernel per form, so that a model compiles only the form it uses (each takes
+# about half a second to compile on a first run)
 
 
 @_kernel
-def _gelu_bwd_f32(lo, hi, x, grad, use_tanh, out):
+def _gelu_erf_f32(lo, hi, x, out):
+    for i in range(lo, hi):
+        out[i] = x[i] * normal_cdf_f32(x[i])
+
+
+@_kernel
+def _gelu_erf_bwd_f32(lo, hi, x, grad, out):
     c = np.float32
     for i in range(lo, hi):
         xi = x[i]
-        if use_tanh:
-            t = tanh_f32(c(_SQRT_2_OVER_PI) * (xi + c(0.044715) * xi * xi * xi))
-            dinner = c(_SQRT_2_OVER_PI) * (c(1) + c(3 * 0.044715) * xi * xi)
-            out[i] = grad[i] * (c(0.5) * (c(1) + t) + c(0.5) * xi * (c(1) - t * t) * dinner)
-        else:
-            pdf = exp_nonpositive_f32(c(-0.5) * xi * xi) * c(0.3989422804014327)
-            out[i] = grad[i] * (normal_cdf_f32(xi) + xi * pdf)
+        pdf = exp_nonpositive_f32(c(-0.5) * xi * xi) * c(0.3989422804014327)
+        out[i] = grad[i] * (normal_cdf_f32(xi) + xi * pdf)
+
+
+@_kernel
+def _gelu_tanh_f32(lo, hi, x, out):
+    c = np.float32
+    for i in range(lo, hi):
+        xi = x[i]
+        u = c(_SQRT_2_OVER_PI) * (xi + c(0.044715) * xi * xi * xi)
+        out[i] = c(0.5) * xi * (c(1) + tanh_f32(u))
+
+
+@_kernel
+def _gelu_tanh_bwd_f32(lo, hi, x, grad, out):
+    c = np.float32
+    for i in range(lo, hi):
+        xi = x[i]
+        t = tanh_f32(c(_SQRT_2_OVER_PI) * (xi + c(0.044715) * xi * xi * xi))
+        dinner = c(_SQRT_2_OVER_PI) * (c(1) + c(3 * 0.044715) * xi * xi)
+        out[i] = grad[i] * (c(0.5) * (c(1) + t) + c(0.5) * xi * (c(1) - t * t) * dinner)
 
 
 @njit(nogil=True, cache=True)
@@ -509,8 +521,11 @@ def gelu(x, approximate):
     _check_approximate(approximate)
     x1 = _c(x).reshape(-1)
     out = np.empty_like(x1)
-    kernel = _gelu_f32 if x1.dtype == np.float32 else _gelu_f64
-    _split(kernel, x1.size, x1.size, x1, approximate == "tanh", out)
+    if x1.dtype == np.float32:
+        kernel = _gelu_tanh_f32 if approximate == "tanh" else _gelu_erf_f32
+        _split(kernel, x1.size, x1.size, x1, out)
+    else:
+        _split(_gelu_f64, x1.size, x1.size, x1, approximate == "tanh", out)
     return out.reshape(np.shape(x))
 
 
@@ -520,8 +535,11 @@ def gelu_backward(x, grad, approximate):
     x1 = _c(x).reshape(-1)
     g1 = _c(np.asarray(grad, dtype=x1.dtype)).reshape(-1)
     out = np.empty_like(x1)
-    kernel = _gelu_bwd_f32 if x1.dtype == np.float32 else _gelu_bwd_f64
-    _split(kernel, x1.size, x1.size, x1, g1, approximate == "tanh", out)
+    if x1.dtype == np.float32:
+        kernel = _gelu_tanh_bwd_f32 if approximate == "tanh" else _gelu_erf_bwd_f32
+        _split(kernel, x1.size, x1.size, x1, g1, out)
+    else:
+        _split(_gelu_bwd_f64, x1.size, x1.size, x1, g1, approximate == "tanh", out)
     return out.reshape(np.shape(x))
 
 
