@@ -256,13 +256,9 @@ def _attn_softmax_backward(lo, hi, probs, dprobs, scale):
 
 
 def sdpa_forward(q, k, v, mask, is_causal):
-    """Scaled dot-product attention: softmax(q @ k^T / sqrt(d) + mask) @ v.
+    """Scaled dot-product attention: softmax(q @ k^T / sqrt(d) + mask) @ v; (out, probs).
 
-    q (..., T, d), k and v (..., S, d) with the same leading dims (callers broadcast first).
-    `mask` is None or broadcastable to (..., T, S): bool (True = may attend) or additive
-    float. `is_causal` lets query i attend keys j <= i (top-left aligned, as PyTorch's).
-    Returns (out (..., T, d), probs (..., T, S)); masked entries of probs are exactly 0 and
-    a fully masked row gives zeros, never NaN.
+    Arguments, shapes and masking rules as reference.sdpa_forward.
     """
     dt = q.dtype
     lead, T, S = q.shape[:-2], q.shape[-2], k.shape[-2]

@@ -27,22 +27,23 @@ _EXP2_COEFS = tuple(float(c) for c in np.polynomial.polynomial.polyfit(
 
 
 @njit(inline="always", fastmath=FASTMATH)
+def _horner_f32(coefs, t):
+    """coefs[0] + coefs[1] t + coefs[2] t^2 + ... in float32 (the loop unrolls)."""
+    p = np.float32(coefs[-1])
+    for i in range(len(coefs) - 2, -1, -1):
+        p = p * t + np.float32(coefs[i])
+    return p
+
+
+@njit(inline="always", fastmath=FASTMATH)
 def exp_nonpositive_f32(x):
     """exp(x) for x <= 0 in float32 (x below -87 gives about 1e-38)."""
     c = np.float32
-    e = _EXP2_COEFS
     y = x * c(1.4426950408889634)  # log2(e)
     underflow = y < c(-126.0)  # below float32's normal range (and exp(-inf)): exactly 0
     y = y if not underflow else c(-126.0)
     n = np.floor(y)  # (np.floor, not math.floor: NaN passes through instead of raising)
-    f = y - n
-    p = c(e[6])
-    p = p * f + c(e[5])
-    p = p * f + c(e[4])
-    p = p * f + c(e[3])
-    p = p * f + c(e[2])
-    p = p * f + c(e[1])
-    p = p * f + c(e[0])
+    p = _horner_f32(_EXP2_COEFS, y - n)
     m = np.int32(-n)  # 2^n = 2^-m, m in [0, 126]: one factor per set bit of m
     p = p * (c(2.0**-1) if m & 1 else c(1))
     p = p * (c(2.0**-2) if m & 2 else c(1))
@@ -78,20 +79,9 @@ _ERFC_COEFS = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.2
 def normal_cdf_f32(x):
     """Phi(x) = 0.5 erfc(-x / sqrt(2)) in float32."""
     c = np.float32
-    e = _ERFC_COEFS
     z = abs(x) * c(0.7071067811865476)
     t = c(1) / (c(1) + c(0.5) * z)
-    p = c(e[9])
-    p = p * t + c(e[8])
-    p = p * t + c(e[7])
-    p = p * t + c(e[6])
-    p = p * t + c(e[5])
-    p = p * t + c(e[4])
-    p = p * t + c(e[3])
-    p = p * t + c(e[2])
-    p = p * t + c(e[1])
-    p = p * t + c(e[0])
-    half_erfc = c(0.5) * t * exp_nonpositive_f32(p - z * z)
+    half_erfc = c(0.5) * t * exp_nonpositive_f32(_horner_f32(_ERFC_COEFS, t) - z * z)
     return c(1) - half_erfc if x >= 0 else half_erfc
 
 
