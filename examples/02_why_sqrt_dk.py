@@ -93,7 +93,7 @@ def plot(sizes, results, path):
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.3))
     titles = ("score std (q.k)", "mean max attention weight",
               "gradient let through: |dL/dS| / |dL/dP|")
-    for ax, j, title in zip(axes, (0, 1, 3), titles):
+    for ax, j, title in zip(axes, (0, 1, 3), titles, strict=True):
         for scaled, style in ((False, "o-"), (True, "s-")):
             label = "q.k / sqrt(d_k)" if scaled else "q.k (no scaling)"
             ax.plot(sizes, results[scaled][:, j], style, label=label, markersize=4)

@@ -7,9 +7,11 @@ side by side. forward gets ndarrays and saves what backward needs; backward gets
     y = x * s,  s = sigmoid(x)
     dy/dx = s + x * s * (1 - s)          so   dL/dx = g * (s + x s (1 - s))
 
-Then: check it with finite differences (`mg.gradcheck`), compare with PyTorch's SiLU when
-PyTorch is installed, give `mg.viz.explain` its entry, and see the op_db row that puts it
-into the generic test suite (tests/op_db.py).
+Then: check it with finite differences (`mg.gradcheck`), test it as minigrad tests its own
+ops with `mg.testing.check_op` (forward and backward against a reference, PyTorch's SiLU
+when PyTorch is installed and a NumPy function otherwise, gradcheck, broadcasting, float32
+and float64), see what that reports for a broken backward, and give `mg.viz.explain` its
+entry. In your own project, the check_op call is the body of a test.
 
     python examples/04_new_op_swish.py
 """
@@ -43,9 +45,22 @@ def swish(x):
     return Swish.apply(x)
 
 
-# The row that adds Swish to tests/op_db.py, where the generic tests run it forward and
-# backward against PyTorch, through gradcheck, in float32 and float64.
-OP_DB_ROW = '''OpInfo("swish", swish, torch.nn.functional.silu, unary_samples()),'''
+class SwishForgotProduct(Swish):
+    """A broken backward, to show what the harness reports: the x s (1 - s) term is lost."""
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, s = ctx.saved_tensors
+        return grad * s
+
+
+def swish_numpy(x):
+    """The reference without PyTorch: x * sigmoid(x) on ndarrays."""
+    return x / (1.0 + np.exp(-x))
+
+
+# The shapes to try: the harness draws inputs from [-2, 2] (low=, high= change that).
+SHAPES = [(3, 4), (2, 1, 5), ()]
 
 
 def main(argv=None):
@@ -59,7 +74,7 @@ def main(argv=None):
     y = swish(x)
     print("x =\n", x.data, "\nswish(x) =\n", y.data.round(4))
     print("graph:", y.grad_fn, "; what it saved:")
-    print(viz.explain(y))  # no entry yet: explain shows the backward's source
+    print(viz.explain(y))  # no `backward:` line yet: explain shows the backward's source
     y.sum().backward()
     print("dL/dx for L = sum(swish(x)):\n", x.grad.round(4))
 
@@ -70,19 +85,26 @@ def main(argv=None):
     try:
         import torch
     except ImportError:
-        print("(PyTorch not installed: skipping the comparison with torch's SiLU)")
+        reference, ref_name = swish_numpy, "swish_numpy"
+        print("(PyTorch not installed: the reference is a NumPy function)")
     else:
-        xt = torch.tensor(x.data, requires_grad=True)
-        torch.nn.functional.silu(xt).sum().backward()
-        same = np.allclose(xt.grad.numpy(), x.grad, rtol=1e-12, atol=1e-14)
-        print("matches torch.nn.functional.silu forward and backward:",
-              same and np.allclose(torch.nn.functional.silu(xt).detach().numpy(), y.data))
+        reference, ref_name = torch.nn.functional.silu, "torch.nn.functional.silu"
+    # What a test in your project would hold: forward and backward against the reference,
+    # gradcheck, broadcasting and both float dtypes, on every shape. Raises OpCheckError.
+    mg.testing.check_op(swish, reference, shapes=SHAPES)
+    print(f"mg.testing.check_op(swish, {ref_name}, shapes={SHAPES}) passed")
+    try:
+        mg.testing.check_op(SwishForgotProduct.apply, reference, shapes=SHAPES)
+    except mg.testing.OpCheckError as error:
+        print("with a broken backward it reports:\n  " + str(error).replace("\n", "\n  "))
 
-    viz.EXPLANATIONS["Swish"] = (
-        "y = x * sigmoid(x): the product rule on x and s = sigmoid(x).",
-        "dx = g * (s + x * s * (1 - s))", "the input x and s")
+    # An op explains itself in its docstring: words, then `backward:` and `saves:` lines.
+    Swish.__doc__ = """y = x * sigmoid(x): the product rule on x and s = sigmoid(x).
+
+    backward: dx = g * (s + x * s * (1 - s))
+    saves: the input x and s
+    """
     print("\nwith its explain entry:\n" + viz.explain(Swish))
-    print("\nto test it with every other op, add to tests/op_db.py:\n    " + OP_DB_ROW)
     return 0
 
 

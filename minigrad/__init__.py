@@ -1,6 +1,6 @@
 """minigrad: a small, readable, fast autograd framework on NumPy + Numba."""
 
-from minigrad import functional, kernels, nn, optim, viz
+from minigrad import functional, kernels, nn, optim, testing, viz
 from minigrad.autograd import (
     AnomalyError,
     Function,

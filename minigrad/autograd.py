@@ -7,8 +7,11 @@ any input needs a gradient, records a `Node` (which is also the `ctx` that forwa
 the output's `grad_fn`.
 
 `backward(tensor)` walks the recorded nodes in reverse topological order, without
-recursion, so a 10,000-op chain works. Gradients come back from an op in the broadcast shape
-of its output; the engine sums them back to each input's shape in one place (`unbroadcast`).
+recursion, so a 10,000-op chain works. The engine checks what every backward returns (one
+gradient per input, each None or an ndarray of the input's shape or of a shape the input
+broadcasts to), so a wrong backward is a RuntimeError naming the op, never a wrong gradient.
+Gradients may come back in the broadcast shape of the output; the engine sums them back to
+each input's shape in one place (`unbroadcast`).
 """
 
 import contextlib
@@ -169,6 +172,22 @@ class Node:
         """Shape of the op's output."""
         return self._out_shape
 
+    @property
+    def function(self):
+        """The Function subclass this node ran, e.g. minigrad.ops.matmul.MatMul."""
+        return self._fn
+
+    @property
+    def freed(self):
+        """True once backward has released what forward saved (unless retain_graph)."""
+        return self._freed
+
+    @property
+    def output(self):
+        """The op's output Tensor while it is alive, else None (the graph keeps no outputs,
+        except labelled ones in study mode)."""
+        return None if self._out_ref is None else self._out_ref()
+
     def save_for_backward(self, *arrays):
         """Keep arrays for backward; they are freed after backward unless retain_graph."""
         self.saved_tensors = arrays
@@ -222,7 +241,12 @@ class _InputRef:
 
 
 class Function:
-    """Base class of every differentiable op. Subclasses define static forward/backward."""
+    """Base class of every differentiable op. Subclasses define static forward/backward.
+
+    A subclass's docstring explains its backward for `minigrad.viz.explain`: what backward
+    does in words, then a line `backward: <the rule>` (g is the gradient arriving at the
+    output) and a line `saves: <what forward saves>`.
+    """
 
     @staticmethod
     def forward(ctx, *args):
@@ -267,7 +291,10 @@ class Function:
 
 
 def unbroadcast(grad, shape, dtype):
-    """Sum `grad` down to `shape` (undoing NumPy broadcasting) and cast it to `dtype`."""
+    """Sum `grad` down to `shape` (undoing NumPy broadcasting) and cast it to `dtype`.
+
+    `shape` must broadcast to `grad.shape` (the engine checks that first).
+    """
     if grad.shape != shape:
         extra = grad.ndim - len(shape)
         if extra > 0:
@@ -275,11 +302,76 @@ def unbroadcast(grad, shape, dtype):
         axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
         if axes:
             grad = grad.sum(axis=axes, keepdims=True)
-        if grad.shape != shape:
-            grad = np.broadcast_to(grad, shape)
     if grad.dtype != dtype:
         grad = grad.astype(dtype)
     return grad
+
+
+def _plural(n, word):
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _returned_grads(node, returned):
+    """What `node`'s backward returned, as a tuple of one entry per forward input.
+
+    A single input may get a bare array; otherwise backward returns a tuple or a list with
+    exactly one entry per input. Anything else is a RuntimeError naming the op.
+    """
+    if type(returned) is tuple:
+        grads = returned
+    elif isinstance(returned, tuple | list):
+        grads = tuple(returned)
+    else:
+        grads = (returned,)
+    if len(grads) != len(node._inputs):
+        raise RuntimeError(
+            f"{node.name}.backward returned {_plural(len(grads), 'gradient')} for "
+            f"{_plural(len(node._inputs), 'input')}"
+        )
+    return grads
+
+
+def _checked_grad(node, i, inp, grad):
+    """Gradient `i` that `node`'s backward returned, as an ndarray, once it is checked.
+
+    It must be an ndarray (or a NumPy scalar) of a floating dtype whose shape is input `i`'s,
+    or a shape the input's broadcasts to; anything else is a RuntimeError naming the op, the
+    input index and both shapes, so that a wrong backward fails at once instead of giving a
+    wrong gradient. `inp` is None for an argument that is not a Tensor (no shape to check).
+    """
+    if not isinstance(grad, np.ndarray):
+        if not isinstance(grad, np.generic):
+            raise RuntimeError(
+                f"{node.name}.backward: gradient {i} is a {type(grad).__name__}, "
+                "not an ndarray or None"
+            )
+        grad = np.asarray(grad)
+    if grad.dtype.kind != "f":
+        raise RuntimeError(
+            f"{node.name}.backward: gradient {i} has dtype {grad.dtype}, not a floating dtype"
+        )
+    if inp is None:  # a non-tensor argument: nothing to check it against or to send it to
+        return grad
+    shape = inp.shape
+    if grad.shape != shape and not _broadcasts_to(shape, grad.shape):
+        raise RuntimeError(
+            f"{node.name}.backward: gradient {i} has shape {grad.shape}, "
+            f"input {i} has shape {shape}"
+        )
+    return grad
+
+
+def _broadcasts_to(shape, target):
+    """True if an array of `shape` broadcasts to `target` (NumPy's rules)."""
+    extra = len(target) - len(shape)
+    return extra >= 0 and all(
+        n == m or n == 1 for n, m in zip(shape, target[extra:], strict=True))
+
+
+def graph_nodes(tensor):
+    """The nodes of the graph that made `tensor`, each after every node that consumes its
+    output (the order backward visits them); [] for a leaf."""
+    return [] if tensor.grad_fn is None else _topological_order(tensor.grad_fn)
 
 
 def _topological_order(root):
@@ -381,13 +473,15 @@ def backward(tensor, grad=None, retain_graph=False):
             out.grad = g.copy() if out.grad is None else out.grad + g
         for observer in _observers:
             observer(node, g)
-        input_grads = node._fn.backward(node, g)
-        if not isinstance(input_grads, tuple):
-            input_grads = (input_grads,)
-        for inp, needs, ig in zip(node._inputs, node.needs_input_grad, input_grads):
-            if not needs or ig is None:
+        input_grads = _returned_grads(node, node._fn.backward(node, g))
+        for i, ig in enumerate(input_grads):
+            if ig is None:
                 continue
-            ig = unbroadcast(np.asarray(ig), inp.shape, inp.dtype)
+            inp = node._inputs[i]
+            ig = _checked_grad(node, i, inp, ig)
+            if not node.needs_input_grad[i]:
+                continue
+            ig = unbroadcast(ig, inp.shape, inp.dtype)
             if anomaly:
                 _check_finite(ig, node.name, "backward", node._created_at)
             parent = inp.grad_fn

@@ -118,7 +118,7 @@ def run_sample(args):
 
 def add_attention_parser(subparsers):
     """`minigrad attention`: every layer's and head's attention map for a text."""
-    from minigrad.viz import attention_command
+    from minigrad.models.attention import attention_command
 
     p = subparsers.add_parser(
         "attention", help="draw or list a checkpoint's attention for a text",
@@ -150,7 +150,7 @@ def build_parser():
 
 def main(argv=None):
     """Entry point of the `minigrad` command; returns the exit status."""
-    from minigrad.models.train import NonFiniteLossError, UserError
+    from minigrad.models.errors import ConfigError, NonFiniteLossError, UserError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -160,6 +160,8 @@ def main(argv=None):
     try:
         return args.func(args)
     except UserError as e:
+        if isinstance(e, ConfigError):  # name the flag, not the config field
+            e = f"--{e.field.replace('_', '-')} {e.message}"
         print(f"minigrad {args.command}: error: {e}", file=sys.stderr)
         return 2
     except NonFiniteLossError as e:

@@ -3,15 +3,8 @@
 import numpy as np
 
 from minigrad import random
+from minigrad.ops._util import shape_arg
 from minigrad.tensor import Tensor
-
-
-def _shape(shape):
-    if len(shape) == 1 and isinstance(shape[0], tuple | list):
-        shape = tuple(shape[0])
-    if any(not isinstance(n, int | np.integer) or n < 0 for n in shape):
-        raise ValueError(f"shape must be non-negative ints, got {shape}")
-    return tuple(int(n) for n in shape)
 
 
 def _float(dtype):
@@ -20,17 +13,17 @@ def _float(dtype):
 
 def zeros(*shape, dtype=None, requires_grad=False):
     """A tensor of zeros (float32 unless dtype is given)."""
-    return Tensor(np.zeros(_shape(shape), _float(dtype)), requires_grad=requires_grad)
+    return Tensor(np.zeros(shape_arg("zeros", shape), _float(dtype)), requires_grad=requires_grad)
 
 
 def ones(*shape, dtype=None, requires_grad=False):
     """A tensor of ones (float32 unless dtype is given)."""
-    return Tensor(np.ones(_shape(shape), _float(dtype)), requires_grad=requires_grad)
+    return Tensor(np.ones(shape_arg("ones", shape), _float(dtype)), requires_grad=requires_grad)
 
 
 def full(shape, fill_value, dtype=None, requires_grad=False):
     """A tensor of `shape` filled with `fill_value`."""
-    shape = _shape((shape,) if isinstance(shape, int) else (tuple(shape),))
+    shape = shape_arg("full", (shape,) if isinstance(shape, int | np.integer) else tuple(shape))
     return Tensor(np.full(shape, fill_value, _float(dtype)), requires_grad=requires_grad)
 
 
@@ -62,19 +55,19 @@ def eye(n, m=None, dtype=None, requires_grad=False):
 
 def randn(*shape, dtype=None, requires_grad=False):
     """Standard normal samples from minigrad's seeded generator."""
-    values = random.generator().standard_normal(_shape(shape), dtype=_float(dtype))
+    values = random.generator().standard_normal(shape_arg("randn", shape), dtype=_float(dtype))
     return Tensor(values, requires_grad=requires_grad)
 
 
 def rand(*shape, dtype=None, requires_grad=False):
     """Uniform samples in [0, 1) from minigrad's seeded generator."""
-    values = random.generator().random(_shape(shape), dtype=_float(dtype))
+    values = random.generator().random(shape_arg("rand", shape), dtype=_float(dtype))
     return Tensor(values, requires_grad=requires_grad)
 
 
 def randint(low, high, shape, dtype=np.int64):
     """Random integers in [low, high) of the given shape."""
-    shape = _shape((shape,) if isinstance(shape, int) else (tuple(shape),))
+    shape = shape_arg("randint", (shape,) if isinstance(shape, int | np.integer) else tuple(shape))
     return Tensor(random.generator().integers(low, high, shape, dtype=dtype))
 
 

@@ -18,11 +18,11 @@ from minigrad.ops import *  # noqa: F403
 from minigrad.ops import __all__ as _ops_all
 from minigrad.ops import matmul, where
 from minigrad.ops import softmax as _softmax
-from minigrad.ops._util import broadcast_shapes
+from minigrad.ops._util import broadcast_shapes, check_choice
 from minigrad.ops.attention import ScaledDotProductAttention
-from minigrad.ops.embedding import Embedding
+from minigrad.ops.embedding import Embedding, ids_out_of_range
 from minigrad.ops.loss import CrossEntropy
-from minigrad.ops.matmul import Linear
+from minigrad.ops.matmul import Linear, check_in_features
 from minigrad.ops.norm import LayerNorm
 from minigrad.ops.shape import Identity
 from minigrad.tensor import Tensor
@@ -36,9 +36,7 @@ __all__ = list(_ops_all) + [
 
 def linear(x, weight, bias=None):
     """x @ weight.T + bias, with weight (out, in) as in PyTorch."""
-    if x.shape[-1] != weight.shape[-1]:
-        raise ValueError(f"linear: input of shape {x.shape} does not match weight of shape "
-                         f"{weight.shape} ({x.shape[-1]} != {weight.shape[-1]} features)")
+    check_in_features(f"linear with weight of shape {weight.shape}", x, weight.shape[-1])
     return Linear.apply(x, weight, bias)
 
 
@@ -80,9 +78,9 @@ def embedding(idx, weight):
     if not np.issubdtype(ids.dtype, np.integer):
         raise TypeError(f"embedding: ids must be integers, got dtype {ids.dtype}")
     n = weight.shape[0]
-    if ids.size and (ids.min() < 0 or ids.max() >= n):
-        bad = ids[(ids < 0) | (ids >= n)]
-        raise IndexError(f"embedding: ids must be in [0, {n}), got {bad[:5].tolist()} "
+    bad = ids_out_of_range(ids, n)
+    if bad:
+        raise IndexError(f"embedding: ids must be in [0, {n}), got {bad} "
                          f"(ids shape {ids.shape}, weight shape {weight.shape})")
     return Embedding.apply(weight, ids)
 
@@ -104,9 +102,7 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
 
     Targets equal to ignore_index contribute nothing; "mean" averages over the others.
     """
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', "
-                         f"got {reduction!r}")
+    check_choice("cross_entropy", "reduction", reduction, ("mean", "sum", "none"))
     t = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
     if not np.issubdtype(t.dtype, np.integer):
         raise TypeError(f"cross_entropy: targets must be integers, got dtype {t.dtype}")

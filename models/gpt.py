@@ -22,6 +22,7 @@ import numpy as np
 import minigrad as mg
 import minigrad.functional as F
 from minigrad import nn, optim, random
+from minigrad.ops.embedding import ids_out_of_range
 
 __all__ = ["GPT", "GPTConfig", "sinusoidal_positions"]
 
@@ -151,10 +152,10 @@ class GPT(nn.Module):
         B, T = ids.shape
         if T > cfg.block_size:
             raise ValueError(f"GPT: sequence length {T} exceeds block_size {cfg.block_size}")
-        if ids.size and (ids.min() < 0 or ids.max() >= cfg.vocab_size):
-            bad = ids[(ids < 0) | (ids >= cfg.vocab_size)]
+        bad = ids_out_of_range(ids, cfg.vocab_size)
+        if bad:
             raise ValueError(f"GPT: token ids must be in [0, vocab_size={cfg.vocab_size}), "
-                             f"got {bad[:5].tolist()}")
+                             f"got {bad}")
 
         tok_emb = self.transformer.wte(ids)  # (B, T, C)
         if self.pos_table is None:

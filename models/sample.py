@@ -8,7 +8,8 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from minigrad.models.train import UserError, model_from_checkpoint
+from minigrad.models.checkpoint import model_from_checkpoint
+from minigrad.models.errors import UserError
 
 import minigrad as mg
 

@@ -17,51 +17,27 @@ and a run of 50 resumed for 50 more end with identical weights.
 from __future__ import annotations
 
 import contextlib
-import glob
-import hashlib
-import importlib.util
-import json
 import os
-import secrets
-import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from minigrad.models.checkpoint import CONFIG_FILE, load_checkpoint, save_checkpoint
 from minigrad.models.data import CharDataset, CharTokenizer, load_text
+from minigrad.models.errors import ConfigError, NonFiniteLossError, UserError
 from minigrad.models.gpt import GPT, GPTConfig
+from minigrad.models.interrupt import StopRequest
+from minigrad.models.runlog import LossPlotter, read_log, write_log
 from tqdm import tqdm
 
 import minigrad as mg
 from minigrad import optim, random
-from minigrad.serialization import atomic_write_text, fsync_directory
 
-__all__ = ["NonFiniteLossError", "TrainConfig", "UserError", "load_checkpoint",
-           "model_from_checkpoint", "save_checkpoint", "train"]
+__all__ = ["TrainConfig", "estimate_loss", "train"]
 
-FORMAT_VERSION = 2  # 2: config.json records the sha256 of both tensor files
-MODEL_FILE = "model.safetensors"
-OPTIMIZER_FILE = "optimizer.safetensors"
-CONFIG_FILE = "config.json"
-# What config.json must hold: save_checkpoint's own keys and what a model needs; and what
-# train() adds, which resuming needs.
-_CONFIG_KEYS = ("format_version", "checkpoint_id", "sha256", "model", "vocab")
+# What train() adds to config.json, which resuming needs.
 _RESUME_KEYS = ("iter", "best_val_loss", "elapsed", "rng")
-
-
-class UserError(ValueError):
-    """A problem with what the user asked for (a missing, unreadable or mixed-up corpus or
-    checkpoint, a bad setting): the command line prints it as one line and exits with
-    status 2."""
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss (or the weights) became NaN or infinite: training stopped without saving the
-    bad state, so the last good checkpoint is intact; the command line exits with status 3."""
 
 
 @dataclass
@@ -100,15 +76,14 @@ class TrainConfig:
     def __post_init__(self):
         for name in ("max_iters", "warmup_iters"):
             if getattr(self, name) < 0:
-                raise UserError(f"--{name.replace('_', '-')} must be >= 0, got "
-                                f"{getattr(self, name)}")
+                raise ConfigError(name, f"must be >= 0, got {getattr(self, name)}")
         for name in ("batch_size", "eval_interval", "eval_iters", "log_interval"):
             if getattr(self, name) <= 0:
-                raise UserError(f"--{name.replace('_', '-')} must be positive, got "
-                                f"{getattr(self, name)}")
-        if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
-            raise UserError(f"need 0 <= min_lr <= lr and lr > 0, got lr={self.lr}, "
-                            f"min_lr={self.min_lr}")
+                raise ConfigError(name, f"must be positive, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ConfigError("lr", f"must be > 0, got {self.lr}")
+        if not 0 <= self.min_lr <= self.lr:
+            raise ConfigError("min_lr", f"must be in [0, lr={self.lr}], got {self.min_lr}")
 
     @property
     def decay_iters(self):
@@ -117,267 +92,8 @@ class TrainConfig:
 
 
 # ---------------------------------------------------------------------------------------
-# Checkpoints
-# ---------------------------------------------------------------------------------------
-
-
-def _sha256(file):
-    with open(file, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-def save_checkpoint(path, model, optimizer, state):
-    """Write a checkpoint directory at `path`: model.safetensors (the state_dict, nanoGPT's
-    names), optimizer.safetensors (moment buffers; group settings and step counts in its
-    metadata) and config.json (format_version, `state`: model config, vocabulary,
-    iteration, RNG states, best val loss, train settings; and the sha256 of both tensor
-    files), plus a fresh checkpoint id written into all three.
-
-    Atomicity: the three files are written (each fsynced) into a new sibling directory,
-    which then replaces `path` by two renames: the old directory moves aside to
-    `<path>.old`, the new one moves to `path`, and the old one is deleted. So `path` holds
-    either the complete old checkpoint or the complete new one, never a mix; a crash
-    between the two renames leaves no `path` but a complete `<path>.old`, which
-    `load_checkpoint` falls back to. A reader racing with a save can still open files of
-    two saves; the shared checkpoint id lets `load_checkpoint` detect that and fail
-    instead of mixing them.
-    """
-    path = os.path.abspath(path)
-    parent, name = os.path.split(path)
-    ckpt_id = secrets.token_hex(8)
-    # A save killed before its renames leaves its temporary directory behind: never a
-    # checkpoint, only litter, so clear it before writing a new one.
-    for stale in glob.glob(os.path.join(glob.escape(parent), f".{name}.tmp-*")):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = os.path.join(parent, f".{name}.tmp-{ckpt_id}")
-    os.makedirs(tmp)
-    try:
-        meta = {"checkpoint_id": ckpt_id}
-        mg.save(model.state_dict(), os.path.join(tmp, MODEL_FILE), meta)
-        arrays, opt_meta = optimizer.state_dict()
-        mg.save(arrays, os.path.join(tmp, OPTIMIZER_FILE),
-                {**meta, "optimizer": json.dumps(opt_meta)})
-        # safetensors has no checksum; with these, a bit flip anywhere in the weights is
-        # refused on load instead of silently changing the model.
-        sha256 = {f: _sha256(os.path.join(tmp, f)) for f in (MODEL_FILE, OPTIMIZER_FILE)}
-        config = {"format_version": FORMAT_VERSION, **state, **meta, "sha256": sha256}
-        atomic_write_text(os.path.join(tmp, CONFIG_FILE), json.dumps(config, indent=1) + "\n")
-        old = path + ".old"
-        if os.path.exists(path):
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-        os.replace(tmp, path)
-        fsync_directory(parent)  # the renames themselves survive a power cut
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _read_config(path):
-    """config.json of the checkpoint directory `path`, checked: a JSON object of this
-    format_version with every key of _CONFIG_KEYS, a valid model config and a vocabulary
-    of its vocab_size."""
-    file = os.path.join(path, CONFIG_FILE)
-
-    def bad(reason):
-        return UserError(f"{file}: not a readable checkpoint: {reason}")
-
-    try:
-        with open(file, "rb") as f:
-            config = json.loads(f.read().decode("utf-8"))
-    except OSError as e:
-        raise bad(e.strerror) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise bad(f"not JSON ({e})") from None
-    if not isinstance(config, dict):
-        raise bad(f"a JSON {type(config).__name__}, not an object")
-    if config.get("format_version") != FORMAT_VERSION:
-        raise bad(f"unknown format_version {config.get('format_version')!r} (this minigrad "
-                  f"reads format_version {FORMAT_VERSION})")
-    missing = [k for k in _CONFIG_KEYS if k not in config]
-    if missing:
-        raise bad(f"missing key(s) {', '.join(missing)}")
-    sha256 = config["sha256"]
-    if not (isinstance(sha256, dict) and all(
-            isinstance(sha256.get(f), str) for f in (MODEL_FILE, OPTIMIZER_FILE))):
-        raise bad(f"sha256 must map {MODEL_FILE} and {OPTIMIZER_FILE} to hex digests")
-    try:
-        model_config = GPTConfig(**config["model"])
-    except (TypeError, ValueError) as e:
-        raise bad(f"model: {e}") from None
-    try:
-        tokenizer = CharTokenizer.from_list(config["vocab"])
-    except (TypeError, ValueError) as e:
-        raise bad(f"vocab: {e}") from None
-    if tokenizer.vocab_size != model_config.vocab_size:
-        raise bad(f"the vocabulary has {tokenizer.vocab_size} characters but the model's "
-                  f"vocab_size is {model_config.vocab_size}")
-    return config
-
-
-def _check_state(path, model_config, model_state, opt_arrays, opt_meta):
-    """Check that the weights are exactly those of a GPT(model_config) (names, shapes,
-    floating dtypes) and that the optimizer state fits that model; raise UserError naming
-    the file and the first problem."""
-    model_file, opt_file = os.path.join(path, MODEL_FILE), os.path.join(path, OPTIMIZER_FILE)
-    # A model of the configured shape to compare with; built with minigrad's generator
-    # saved and restored, so that loading a checkpoint never moves the random stream.
-    rng_state = random.get_rng_state()
-    try:
-        model = GPT(model_config)
-    finally:
-        random.set_rng_state(rng_state)
-    expected = model.state_dict()
-    for names, kind in (([n for n in expected if n not in model_state], "missing"),
-                        ([n for n in model_state if n not in expected], "unexpected")):
-        if names:
-            raise UserError(f"{model_file}: {kind} weight(s) {', '.join(names[:4])} for the "
-                            f"model that {CONFIG_FILE} describes")
-    for name, want in expected.items():
-        got = model_state[name]
-        if got.shape != want.shape:
-            raise UserError(f"{model_file}: {name} has shape {got.shape} but the model that "
-                            f"{CONFIG_FILE} describes ({model_config}) needs {want.shape}")
-        if not np.issubdtype(got.dtype, np.floating):
-            raise UserError(f"{model_file}: {name} has dtype {got.dtype}; weights must be "
-                            "floating point")
-    for name, array in opt_arrays.items():
-        if not np.issubdtype(array.dtype, np.floating):
-            raise UserError(f"{opt_file}: {name} has dtype {array.dtype}; optimizer state "
-                            "must be floating point")
-    optimizer = model.configure_optimizers(0.0, 1e-3, (0.9, 0.99))
-    try:
-        optimizer.load_state_dict(opt_arrays, opt_meta)
-    except (KeyError, TypeError, ValueError) as e:
-        reason = f"missing key {e}" if isinstance(e, KeyError) else str(e)
-        raise UserError(f"{opt_file}: the optimizer state does not fit the model that "
-                        f"{CONFIG_FILE} describes: {reason}") from None
-
-
-def load_checkpoint(path):
-    """Read and check a checkpoint directory: returns (config dict, model state_dict,
-    optimizer (arrays, meta)).
-
-    Everything is checked before anything is returned, and nothing is ever unpickled:
-    config.json must be a JSON object of this format_version with the keys that
-    save_checkpoint writes, a valid model config and a vocabulary of its size; both tensor
-    files must be well-formed safetensors files of the same save, with the sha256 recorded
-    in config.json; the weights must have exactly the names, shapes and a floating dtype of
-    the model that config.json describes; the optimizer state must fit that model. Any
-    problem, or no checkpoint at all, raises UserError (a ValueError) naming the file and
-    what is wrong.
-    """
-    path = os.path.abspath(path)
-    if not os.path.isfile(os.path.join(path, CONFIG_FILE)):
-        if os.path.isfile(os.path.join(path + ".old", CONFIG_FILE)):
-            path += ".old"  # a save was interrupted between its two renames
-        else:
-            raise UserError(f"no checkpoint at {path} (expected {CONFIG_FILE}, "
-                            f"{MODEL_FILE} and {OPTIMIZER_FILE} there)")
-    config = _read_config(path)
-    files = [os.path.join(path, MODEL_FILE), os.path.join(path, OPTIMIZER_FILE)]
-    try:
-        model_state, opt_arrays = (mg.load(f) for f in files)
-        metas = [mg.load_metadata(f) for f in files]
-    except OSError as e:
-        raise UserError(f"{e.filename}: not a readable checkpoint: {e.strerror}") from None
-    except ValueError as e:
-        raise UserError(str(e)) from None  # mg.load's message names the file and the problem
-    if any(m.get("checkpoint_id") != config["checkpoint_id"] for m in metas):
-        raise UserError(f"{path}: the files belong to different saves (a save ran while "
-                        "reading); read it again")
-    for file in files:
-        if _sha256(file) != config["sha256"][os.path.basename(file)]:
-            raise UserError(f"{file}: corrupt: its bytes do not match the sha256 recorded in "
-                            f"{CONFIG_FILE}")
-    try:
-        opt_meta = json.loads(metas[1]["optimizer"])
-    except (KeyError, json.JSONDecodeError) as e:
-        raise UserError(f"{files[1]}: not a readable checkpoint: no valid 'optimizer' "
-                        f"metadata ({e})") from None
-    _check_state(path, GPTConfig(**config["model"]), model_state, opt_arrays, opt_meta)
-    return config, model_state, (opt_arrays, opt_meta)
-
-
-def model_from_checkpoint(path):
-    """(GPT with the checkpoint's weights, its CharTokenizer), for sampling and study.
-    Raises UserError as `load_checkpoint` does."""
-    config, model_state, _ = load_checkpoint(path)
-    model = GPT(GPTConfig(**config["model"]))
-    model.load_state_dict(model_state)
-    return model, CharTokenizer.from_list(config["vocab"])
-
-
-# ---------------------------------------------------------------------------------------
-# Logging
-# ---------------------------------------------------------------------------------------
-
-
-def _read_log(path):
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def _write_log(path, records):
-    """Rewrite the whole (small) log atomically rather than append, so that a crash never
-    leaves a half-written line."""
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
-
-
-class _LossPlotter:
-    """Redraws OUT/loss.png after each evaluation in a child process (minigrad.models.plot), so that
-    matplotlib stays out of the training process's memory; at most one child at a time."""
-
-    def __init__(self):
-        self.available = importlib.util.find_spec("matplotlib") is not None
-        self.child = None
-
-    def update(self, log_path, png_path):
-        if not self.available:
-            return
-        self.close()
-        self.child = subprocess.Popen(
-            [sys.executable, "-m", "minigrad.models.plot", log_path, png_path],
-            stdout=subprocess.DEVNULL,
-        )
-
-    def close(self):
-        if self.child is not None:
-            self.child.wait()
-            self.child = None
-
-
-# ---------------------------------------------------------------------------------------
 # The loop
 # ---------------------------------------------------------------------------------------
-
-
-class _StopRequest:
-    """Turn the first Ctrl-C into a request checked between iterations, so that the
-    checkpoint written on the way out is consistent (never half an optimizer step); a
-    second Ctrl-C interrupts at once."""
-
-    def __init__(self):
-        self.requested = False
-        self._previous = None
-
-    def _handle(self, signum, frame):
-        self.requested = True
-        signal.signal(signal.SIGINT, self._previous)
-
-    def __enter__(self):
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:
-            self._previous = None  # not the main thread: Ctrl-C cannot reach us anyway
-        return self
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
 
 
 @mg.no_grad()
@@ -411,7 +127,7 @@ def _prepare_out_dir(out_dir):
         os.makedirs(out_dir, exist_ok=True)
         tempfile.TemporaryFile(dir=out_dir).close()
     except OSError as e:
-        raise UserError(f"--out-dir {out_dir}: cannot write there ({e.strerror})") from None
+        raise ConfigError("out_dir", f"{out_dir}: cannot write there ({e.strerror})") from None
 
 
 def _setup(cfg):
@@ -468,118 +184,142 @@ def _setup(cfg):
     return model, optimizer, data, batch_rng, run
 
 
+class _Run:
+    """The state of a run that the loop updates: the iteration, the evaluation log, the
+    best validation loss, the wall clock, and what was saved last."""
+
+    def __init__(self, cfg, model, optimizer, data, batch_rng, state):
+        self.cfg, self.model, self.optimizer = cfg, model, optimizer
+        self.data, self.batch_rng = data, batch_rng
+        self.iter = self.start_iter = state["iter"]
+        self.best_val_loss = state["best_val_loss"]
+        self.resumed_elapsed = state["elapsed"]
+        self.t0 = time.perf_counter() - state["elapsed"]
+        self.log_path = os.path.join(cfg.out_dir, "log.jsonl")
+        # Evaluations after the checkpoint belong to a run that is being replaced.
+        self.log = ([r for r in read_log(self.log_path) if r["iter"] <= self.iter]
+                    if cfg.resume else [])
+        self.logged = {r["iter"] for r in self.log}
+        self.last = {}  # the latest evaluation's losses
+        self.eval_seconds = 0.0  # of this session, spent evaluating and saving
+        self.saved_iter = self.iter if cfg.resume else None  # of the newest OUT/ckpt
+        self.plotter = LossPlotter()
+
+    def diverged(self, what):
+        """Stop the run: nothing non-finite is ever saved, so OUT/ckpt stays as it was."""
+        ckpt = os.path.join(self.cfg.out_dir, "ckpt")
+        kept = ("no checkpoint was saved" if self.saved_iter is None else
+                f"the last good checkpoint {ckpt} (iter {self.saved_iter}) is kept")
+        raise NonFiniteLossError(f"{what} at iter {self.iter}: training stopped; {kept} "
+                                 "(try a lower --lr)")
+
+    def save(self, name):
+        """Write OUT/<name> (ckpt or best) from the current weights and state."""
+        if not all(np.isfinite(p.data).all() for p in self.model.parameters()):
+            self.diverged("the weights hold NaN or Inf")
+        state = {
+            "model": asdict(self.model.config), "vocab": self.data.tokenizer.to_list(),
+            "iter": self.iter, "best_val_loss": self.best_val_loss,
+            "elapsed": time.perf_counter() - self.t0,
+            "rng": {"minigrad": random.get_rng_state(),
+                    "batch": self.batch_rng.bit_generator.state},
+            "train": asdict(self.cfg),
+        }
+        save_checkpoint(os.path.join(self.cfg.out_dir, name), self.model, self.optimizer,
+                        state)
+        if name == "ckpt":
+            self.saved_iter = self.iter
+
+    def evaluate(self, stop, bar):
+        """Estimate both losses, log them, redraw the plot, save OUT/best (when val improved)
+        and OUT/ckpt. Does nothing more when Ctrl-C stopped the estimate."""
+        cfg = self.cfg
+        start = time.perf_counter()
+        losses = estimate_loss(self.model, self.data, cfg, self.model.config.block_size, stop)
+        if losses is None:
+            return
+        for split, value in losses.items():
+            if not np.isfinite(value):
+                self.diverged(f"the {split} loss is {value}")
+        self.last.update(losses)
+        lr = optim.lr_warmup_cosine(self.iter, cfg.lr, cfg.min_lr, cfg.warmup_iters,
+                                    cfg.decay_iters)
+        self.log.append({"iter": self.iter, "train_loss": losses["train"],
+                         "val_loss": losses["val"], "lr": lr,
+                         "elapsed": round(time.perf_counter() - self.t0, 3)})
+        self.logged.add(self.iter)
+        write_log(self.log_path, self.log)
+        self.plotter.update(self.log_path, os.path.join(cfg.out_dir, "loss.png"))
+        bar.write(f"iter {self.iter}: train loss {losses['train']:.4f}, "
+                  f"val loss {losses['val']:.4f}")
+        if self.best_val_loss is None or losses["val"] < self.best_val_loss:
+            self.best_val_loss = losses["val"]
+            self.save("best")
+        self.save("ckpt")
+        self.eval_seconds += time.perf_counter() - start
+
+    def summary(self, interrupted):
+        """What `train` returns."""
+        elapsed = time.perf_counter() - self.t0
+        train_time = max(elapsed - self.resumed_elapsed - self.eval_seconds, 1e-9)
+        steps = self.iter - self.start_iter
+        tokens = steps * self.cfg.batch_size * self.model.config.block_size
+        return {
+            "iter": self.iter, "train_loss": self.last.get("train"),
+            "val_loss": self.last.get("val"), "best_val_loss": self.best_val_loss,
+            "elapsed": elapsed,
+            "ms_per_iter": 1000 * train_time / steps if steps else None,
+            "tokens_per_sec": tokens / train_time if steps else None,
+            "interrupted": interrupted,
+        }
+
+
 def train(cfg: TrainConfig):
     """Run (or resume) training as configured; returns a summary dict: iter, train_loss and
     val_loss (of the last evaluation), best_val_loss, elapsed (wall seconds, all sessions),
     ms_per_iter and tokens_per_sec (training steps of this session, evaluations excluded;
     None without steps), interrupted."""
-    model, optimizer, data, batch_rng, run = _setup(cfg)
+    model, optimizer, data, batch_rng, state = _setup(cfg)
     _prepare_out_dir(cfg.out_dir)
-    log_path = os.path.join(cfg.out_dir, "log.jsonl")
-    # Evaluations after the checkpoint belong to a run that is being replaced.
-    log = [r for r in _read_log(log_path) if r["iter"] <= run["iter"]] if cfg.resume else []
-    logged = {r["iter"] for r in log}
-    block_size = model.config.block_size
+    run = _Run(cfg, model, optimizer, data, batch_rng, state)
     params = list(model.parameters())
-    tokens_per_iter = cfg.batch_size * block_size
-    start_iter = it = run["iter"]
-    t0 = time.perf_counter() - run["elapsed"]
-    last = {}
-    eval_seconds = 0.0  # of this session, spent evaluating and saving
-    saved_iter = run["iter"] if cfg.resume else None  # of the newest OUT/ckpt
-
-    def diverged(what):
-        """Stop the run: nothing non-finite is ever saved, so OUT/ckpt stays as it was."""
-        ckpt = os.path.join(cfg.out_dir, "ckpt")
-        kept = ("no checkpoint was saved" if saved_iter is None else
-                f"the last good checkpoint {ckpt} (iter {saved_iter}) is kept")
-        raise NonFiniteLossError(f"{what} at iter {it}: training stopped; {kept} "
-                                 "(try a lower --lr)")
-
-    def checkpoint(name):
-        nonlocal saved_iter
-        if not all(np.isfinite(p.data).all() for p in params):
-            diverged("the weights hold NaN or Inf")
-        state = {
-            "model": asdict(model.config), "vocab": data.tokenizer.to_list(),
-            "iter": it, "best_val_loss": run["best_val_loss"],
-            "elapsed": time.perf_counter() - t0,
-            "rng": {"minigrad": random.get_rng_state(), "batch": batch_rng.bit_generator.state},
-            "train": asdict(cfg),
-        }
-        save_checkpoint(os.path.join(cfg.out_dir, name), model, optimizer, state)
-        if name == "ckpt":
-            saved_iter = it
-
-    def evaluate():
-        nonlocal eval_seconds
-        eval_start = time.perf_counter()
-        losses = estimate_loss(model, data, cfg, block_size, stop)
-        if losses is None:
-            return
-        for split, value in losses.items():
-            if not np.isfinite(value):
-                diverged(f"the {split} loss is {value}")
-        last.update(losses)
-        record = {"iter": it, "train_loss": losses["train"], "val_loss": losses["val"],
-                  "lr": optim.lr_warmup_cosine(it, cfg.lr, cfg.min_lr, cfg.warmup_iters,
-                                               cfg.decay_iters),
-                  "elapsed": round(time.perf_counter() - t0, 3)}
-        log.append(record)
-        logged.add(it)
-        _write_log(log_path, log)
-        plotter.update(log_path, os.path.join(cfg.out_dir, "loss.png"))
-        bar.write(f"iter {it}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
-        if run["best_val_loss"] is None or losses["val"] < run["best_val_loss"]:
-            run["best_val_loss"] = losses["val"]
-            checkpoint("best")
-        checkpoint("ckpt")
-        eval_seconds += time.perf_counter() - eval_start
-
-    plotter = _LossPlotter()
-    bar = tqdm(total=cfg.max_iters, initial=start_iter, disable=not cfg.progress,
-               unit="it", dynamic_ncols=True)
+    block_size = model.config.block_size
+    bar = tqdm(total=cfg.max_iters, initial=run.iter, disable=not cfg.progress, unit="it",
+               dynamic_ncols=True)
     window_start, window_iters = time.perf_counter(), 0
     # The bar and the plotter's child are closed however the loop ends (a NaN, an error).
-    with _StopRequest() as stop, bar, contextlib.closing(plotter):
-        while it < cfg.max_iters and not stop.requested:
-            if it % cfg.eval_interval == 0 and it not in logged:
-                evaluate()
+    with StopRequest() as stop, bar, contextlib.closing(run.plotter):
+        while run.iter < cfg.max_iters and not stop.requested:
+            # evaluate the loss on both splits and write the checkpoints
+            if run.iter % cfg.eval_interval == 0 and run.iter not in run.logged:
+                run.evaluate(stop, bar)
                 if stop.requested:
                     break
+            # set the learning rate of this iteration (linear warmup, cosine decay)
             optim.set_lr(optimizer, optim.lr_warmup_cosine(
-                it, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.decay_iters))
+                run.iter, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.decay_iters))
+            # forward, backward, clip, update
             x, y = data.get_batch("train", cfg.batch_size, block_size, batch_rng)
             _, loss = model(x, y)
             if not np.isfinite(loss.data):  # stop before the bad step reaches the weights
-                diverged(f"the training loss is {loss.item()}")
+                run.diverged(f"the training loss is {loss.item()}")
             loss.backward()
             if cfg.grad_clip > 0:
                 optim.clip_grad_norm_(params, cfg.grad_clip)
             optimizer.step()
             optimizer.zero_grad()
-            it += 1
+            run.iter += 1
+            # progress: loss and tokens/s every log_interval iterations
             window_iters += 1
             if window_iters == cfg.log_interval:
                 now = time.perf_counter()
-                rate = window_iters * tokens_per_iter / (now - window_start)
+                rate = window_iters * cfg.batch_size * block_size / (now - window_start)
                 bar.set_postfix(loss=f"{loss.item():.4f}", tok_s=f"{rate:,.0f}", refresh=False)
                 bar.update(window_iters)
                 window_start, window_iters = now, 0
         bar.update(window_iters)
-        if not stop.requested and it not in logged:
-            evaluate()  # the final evaluation (also saves the checkpoint)
-        interrupted = stop.requested
-        if interrupted:
-            checkpoint("ckpt")
-    elapsed = time.perf_counter() - t0
-    train_time = max(elapsed - run["elapsed"] - eval_seconds, 1e-9)
-    steps = it - start_iter
-    return {
-        "iter": it, "train_loss": last.get("train"), "val_loss": last.get("val"),
-        "best_val_loss": run["best_val_loss"], "elapsed": elapsed,
-        "ms_per_iter": 1000 * train_time / steps if steps else None,
-        "tokens_per_sec": steps * tokens_per_iter / train_time if steps else None,
-        "interrupted": interrupted,
-    }
-
+        if not stop.requested and run.iter not in run.logged:
+            run.evaluate(stop, bar)  # the final evaluation (also saves the checkpoint)
+        if stop.requested:
+            run.save("ckpt")
+    return run.summary(stop.requested)

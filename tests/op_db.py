@@ -1,20 +1,17 @@
 """The one table of ops that drives the generic op tests (tests/test_ops.py).
 
 Each row names an op, how to call it in minigrad and in PyTorch, and the sample inputs to
-try. The generic tests run every row's samples forward against PyTorch, backward against
-PyTorch (float64), through `mg.gradcheck`, and in float32 and float64.
-
-Sample arguments are converted for each framework:
-- a floating ndarray becomes a tensor that requires grad (minigrad and torch);
-- an integer or bool ndarray becomes a tensor without grad;
-- `Const(value)` is passed to minigrad as is and to torch with its ndarrays (also inside a
-  tuple) as torch tensors (e.g. an index array, a mask); `Const(v, torch=w)` gives torch w;
-- anything else (numbers, tuples, slices) is passed as is.
+try. The rows are `minigrad.testing.OpInfo`s (with two fields of this repository: the Tensor
+method and whether the op is in `minigrad` and `minigrad.functional` too), and the generic
+tests are `minigrad.testing`'s checks: every row's samples forward against PyTorch,
+backward against PyTorch (float64), through `mg.gradcheck`, broadcast (samples derived from
+those whose float inputs share a shape), and in float32 and float64. See minigrad/testing.py
+for how sample arguments are converted (`Sample`, `Const`).
 
 Adding an op = one Function in minigrad/ops + one row here.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -22,39 +19,17 @@ import torch.nn.functional as TF
 
 import minigrad as mg
 import minigrad.functional as F
-
-
-@dataclass(frozen=True)
-class Const:
-    """An argument given to both frameworks unconverted (torch may get its own value)."""
-
-    value: object
-    torch: object = None
+from minigrad import testing
+from minigrad.testing import Const, Sample
 
 
 @dataclass
-class Sample:
-    args: tuple
-    kwargs: dict = field(default_factory=dict)
-    torch_kwargs: dict | None = None  # when torch names the keyword arguments differently
-    note: str = ""
+class OpInfo(testing.OpInfo):
+    """A row of minigrad's own table: the reference is PyTorch's."""
 
-
-@dataclass
-class OpInfo:
-    name: str
-    op: object  # minigrad callable
-    ref: object  # torch callable with the same positional arguments
-    samples: object  # rng -> list[Sample]
     method: str | None = None  # Tensor method name, when it has one
     in_namespaces: bool = True  # also mg.<name> and F.<name>
-    differentiable: bool = True
-    atol: float = 1e-10
-    rtol: float = 1e-7
-    grad_atol: float = 1e-9
-    grad_rtol: float = 1e-7
-    gc_atol: float = 1e-5
-    gc_rtol: float = 1e-3
+    framework: str | None = "torch"
 
 
 def r(rng, *shape, low=-2.0, high=2.0):

@@ -17,17 +17,18 @@ from dataclasses import asdict
 
 import numpy as np
 import pytest
-from minigrad.models.data import CharTokenizer
-from minigrad.models.gpt import GPT, GPTConfig
-from minigrad.models.train import (
+from minigrad.models.checkpoint import (
     CONFIG_FILE,
     MODEL_FILE,
     OPTIMIZER_FILE,
+    _config_digest,
     _sha256,
     load_checkpoint,
     model_from_checkpoint,
     save_checkpoint,
 )
+from minigrad.models.data import CharTokenizer
+from minigrad.models.gpt import GPT, GPTConfig
 
 import minigrad as mg
 
@@ -120,7 +121,7 @@ def test_damaged_file_is_refused_naming_it(ckpt, tmp_path, file, damage):
 
 def test_pristine_checkpoint_loads(pristine):
     config, state, (arrays, meta) = load_checkpoint(pristine)
-    assert config["iter"] == 1 and config["format_version"] == 2
+    assert config["iter"] == 1 and config["format_version"] == 3
     assert set(config["sha256"]) == {MODEL_FILE, OPTIMIZER_FILE}
     assert "transformer.wte.weight" in state and arrays and meta["steps"]
 
@@ -138,6 +139,8 @@ def test_missing_file_is_refused(ckpt):
 def edit_config(ckpt, change):
     config = json.loads((ckpt / CONFIG_FILE).read_text())
     change(config)
+    if "config_sha256" in config:  # keep it consistent: the test is about the change
+        config["config_sha256"] = _config_digest(config)
     (ckpt / CONFIG_FILE).write_text(json.dumps(config))
 
 
@@ -179,11 +182,18 @@ CONFIG_CASES = {
     "vocab_size_differs": (lambda c: (_set(["model", "vocab_size"], 7)(c),
                                       _set(["vocab"], list("abcd .\n"))(c)),
                            [MODEL_FILE, "transformer.wte.weight", "(7, 8)"]),
-    "more_layers": (_set(["model", "n_layer"], 2), [MODEL_FILE, "missing weight", "h.1"]),
-    "no_bias": (_set(["model", "bias"], False), [MODEL_FILE, "unexpected weight", "bias"]),
+    "more_layers": (_set(["model", "n_layer"], 2), [MODEL_FILE, "Missing key(s)", "h.1"]),
+    "no_bias": (_set(["model", "bias"], False), [MODEL_FILE, "Unexpected key(s)", "bias"]),
     "block_size_differs": (_set(["model", "block_size"], 4),
                            ["transformer.wpe.weight", "(8, 8)", "(4, 8)"]),
 }
+
+
+def test_config_edited_by_hand_is_refused(ckpt):
+    config = json.loads((ckpt / CONFIG_FILE).read_text())
+    config["best_val_loss"] = 0.5  # not checked by anything else: only the digest sees it
+    (ckpt / CONFIG_FILE).write_text(json.dumps(config))
+    assert_refused(ckpt, CONFIG_FILE, "config_sha256")
 
 
 @pytest.mark.parametrize("case", sorted(CONFIG_CASES))
@@ -224,9 +234,9 @@ def rewrite_optimizer_meta(ckpt, change):
 WTE = "transformer.wte.weight"
 TENSOR_CASES = {
     "weight_missing": (MODEL_FILE, lambda a: a.pop("transformer.ln_f.bias"),
-                       ["missing weight", "transformer.ln_f.bias"]),
+                       ["Missing key(s)", "transformer.ln_f.bias"]),
     "weight_unexpected": (MODEL_FILE, lambda a: a.update(extra=np.ones(2, np.float32)),
-                          ["unexpected weight", "extra"]),
+                          ["Unexpected key(s)", "extra"]),
     "weight_wrong_shape": (MODEL_FILE, lambda a: a.update({WTE: a[WTE][:5]}),
                            [WTE, "(5, 8)", "(6, 8)"]),
     "weight_int64": (MODEL_FILE, lambda a: a.update({WTE: a[WTE].astype(np.int64)}),

@@ -230,3 +230,104 @@ def test_matches_torch_on_a_small_network():
     assert loss.item() == pytest.approx(tloss.item(), rel=1e-12)
     for m, t in ((x, tx), (w, tw), (b, tb)):
         np.testing.assert_allclose(m.grad, t.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def _op(name, backward):
+    """A Function subclass called `name`: forward multiplies its inputs, `backward` is given."""
+
+    def forward(ctx, *arrays):
+        ctx.save_for_backward(*arrays)
+        out = arrays[0]
+        for a in arrays[1:]:
+            out = out * a
+        return out
+
+    return type(name, (mg.Function,), {"forward": staticmethod(forward),
+                                       "backward": staticmethod(backward)})
+
+
+def test_backward_may_return_a_list_one_entry_per_input():
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        return [grad * b, grad * a]
+
+    a, b = leaf(3, 4), leaf(3, 4, seed=1)
+    _op("ListMul", backward).apply(a, b).sum().backward()
+    np.testing.assert_array_equal(a.grad, b.data)
+    np.testing.assert_array_equal(b.grad, a.data)
+
+
+def test_backward_with_too_many_gradients_raises():
+    op = _op("TwoForOne", lambda ctx, grad: (grad, grad))
+    with pytest.raises(RuntimeError, match=r"^TwoForOne\.backward returned 2 gradients for "
+                                           r"1 input$"):
+        op.apply(leaf(3)).sum().backward()
+
+
+def test_backward_with_too_few_gradients_raises():
+    op = _op("OneForTwo", lambda ctx, grad: grad * ctx.saved_tensors[1])
+    with pytest.raises(RuntimeError, match=r"^OneForTwo\.backward returned 1 gradient for "
+                                           r"2 inputs$"):
+        op.apply(leaf(3), leaf(3, seed=1)).sum().backward()
+
+
+def test_backward_returning_a_scalar_for_a_vector_input_raises():
+    op = _op("ScalarGrad", lambda ctx, grad: grad.sum())
+    with pytest.raises(RuntimeError, match=r"^ScalarGrad\.backward: gradient 0 has shape \(\), "
+                                           r"input 0 has shape \(3,\)$"):
+        op.apply(leaf(3)).sum().backward()
+    op = _op("FloatGrad", lambda ctx, grad: 1.0)
+    with pytest.raises(RuntimeError, match=r"^FloatGrad\.backward: gradient 0 is a float, "
+                                           r"not an ndarray or None$"):
+        op.apply(leaf(3)).sum().backward()
+
+
+def test_backward_gradient_of_another_shape_raises():
+    op = _op("WrongShape", lambda ctx, grad: np.ones((5, 7)))
+    with pytest.raises(RuntimeError, match=r"^WrongShape\.backward: gradient 0 has shape "
+                                           r"\(5, 7\), input 0 has shape \(3, 4\)$"):
+        op.apply(leaf(3, 4)).sum().backward()
+
+
+def test_backward_gradient_for_an_input_without_grad_is_checked_too():
+    op = _op("BadSecond", lambda ctx, grad: (grad, np.ones(2)))
+    with pytest.raises(RuntimeError, match=r"^BadSecond\.backward: gradient 1 has shape "
+                                           r"\(2,\), input 1 has shape \(3,\)$"):
+        op.apply(leaf(3), mg.Tensor(np.ones(3))).sum().backward()
+
+
+def test_backward_returning_a_string_raises():
+    op = _op("Stringly", lambda ctx, grad: "grad")
+    with pytest.raises(RuntimeError, match=r"^Stringly\.backward: gradient 0 is a str, "
+                                           r"not an ndarray or None$"):
+        op.apply(leaf(3)).sum().backward()
+
+
+def test_backward_gradient_of_an_integer_dtype_raises():
+    op = _op("IntGrad", lambda ctx, grad: np.ones(3, dtype=np.int64))
+    with pytest.raises(RuntimeError, match=r"^IntGrad\.backward: gradient 0 has dtype int64, "
+                                           r"not a floating dtype$"):
+        op.apply(leaf(3)).sum().backward()
+
+
+def test_backward_gradient_in_a_broadcast_shape_is_summed_back():
+    # The input (3, 1) was broadcast to (2, 3, 4): its gradient may come back in that shape.
+    op = _op("Spread", lambda ctx, grad: np.ones((2, 3, 4)))
+    x = leaf(3, 1)
+    op.apply(x).sum().backward()
+    np.testing.assert_array_equal(x.grad, np.full((3, 1), 8.0))
+
+
+def test_backward_gradient_of_another_float_dtype_is_cast():
+    op = _op("Float64Grad", lambda ctx, grad: np.full(3, 0.1, dtype=np.float64))
+    x = mg.randn(3, requires_grad=True)  # float32
+    op.apply(x).sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_array_equal(x.grad, np.full(3, 0.1, dtype=np.float32))
+
+
+def test_backward_numpy_scalar_for_a_0d_input_is_accepted():
+    op = _op("Scalar0d", lambda ctx, grad: np.float64(2.0) * grad)
+    x = mg.tensor(3.0, dtype=np.float64, requires_grad=True)
+    op.apply(x).backward()
+    assert x.grad.shape == () and x.grad == 2.0

@@ -9,9 +9,9 @@ from dataclasses import asdict
 
 import numpy as np
 import pytest
+from minigrad.models.checkpoint import save_checkpoint
 from minigrad.models.data import CharTokenizer, load_text
 from minigrad.models.gpt import GPT, GPTConfig
-from minigrad.models.train import save_checkpoint
 
 import minigrad as mg
 from minigrad import nn, optim
@@ -46,7 +46,8 @@ API_CASES = [
      ["MultiHeadAttention", "(B, T, 8)", "(1, 3, 6)"]),
     (lambda: nn.MultiHeadAttention(8, 3), ValueError, ["embed_dim=8", "num_heads=3"]),
     (lambda: nn.Dropout(1.5), ValueError, ["Dropout", "1.5"]),
-    (lambda: nn.GELU("fast"), ValueError, ["GELU", "'fast'"]),
+    (lambda: nn.GELU("fast"), ValueError, ["GELU", "approximate must be 'none' or 'tanh'",
+                                           "'fast'"]),
     (lambda: nn.Parameter(np.ones(3, int)), TypeError, ["Parameter", "floating", "int64"]),
     (lambda: load_linear({"weight": np.ones((3, 3)), "bias": B}), RuntimeError,
      ["size mismatch for weight", "(3, 3)", "(4, 3)"]),
@@ -178,7 +179,9 @@ CLI_CASES = {
     "negative_block_size": (["train", "--data", "{corpus}", "--block-size", "-4"],
                             ["block_size", "-4"]),
     "dropout_one": (["train", "--data", "{corpus}", "--dropout", "1.0"], ["dropout", "1.0"]),
-    "negative_lr": (["train", "--data", "{corpus}", "--lr", "-0.1"], ["lr=-0.1"]),
+    "negative_lr": (["train", "--data", "{corpus}", "--lr", "-0.1"], ["--lr must be > 0"]),
+    "min_lr_above_lr": (["train", "--data", "{corpus}", "--min-lr", "0.1"],
+                        ["--min-lr must be in [0, lr=0.001]", "0.1"]),
     "zero_batch_size": (["train", "--data", "{corpus}", "--batch-size", "0"],
                         ["--batch-size", "0"]),
     "out_dir_under_a_file": (["train", "--data", "{corpus}", "--out-dir", "{file}/out"],

@@ -70,8 +70,13 @@ def test_04_new_op_swish(capsys):
     status, out = run("04_new_op_swish", capsys)
     assert status == 0
     assert "gradcheck passed: True" in out
-    assert "matches torch.nn.functional.silu forward and backward: True" in out
-    assert "no entry in minigrad.viz.EXPLANATIONS" in out  # before its entry is added
+    assert ("mg.testing.check_op(swish, torch.nn.functional.silu, shapes=[(3, 4), (2, 1, 5), "
+            "()]) passed") in out
+    # The broken backward: both the comparison with torch and gradcheck fail on each shape.
+    assert "SwishForgotProduct: 6 of 12 checks failed" in out
+    assert "SwishForgotProduct[1] (2, 1, 5): backward: input 0's gradient differs" in out
+    assert "SwishForgotProduct[2] (): gradcheck: input 0, index ()" in out
+    assert "no `backward:` line in its docstring" in out  # before it is written
     assert "backward: dx = g * (s + x * s * (1 - s))" in out
 
 

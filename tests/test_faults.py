@@ -11,8 +11,10 @@ import time
 import minigrad.models.train as train_module
 import numpy as np
 import pytest
+from minigrad.models.checkpoint import load_checkpoint
+from minigrad.models.errors import NonFiniteLossError
 from minigrad.models.gpt import GPT
-from minigrad.models.train import NonFiniteLossError, load_checkpoint, train
+from minigrad.models.train import train
 
 import minigrad as mg
 from tests.conftest import tiny_config as shared_tiny_config
@@ -29,7 +31,7 @@ from dataclasses import asdict
 import numpy as np
 import minigrad as mg
 from minigrad.models.gpt import GPT, GPTConfig
-from minigrad.models.train import save_checkpoint
+from minigrad.models.checkpoint import save_checkpoint
 
 path, start = sys.argv[1], int(sys.argv[2])
 model = GPT(GPTConfig(vocab_size=4, block_size=8, n_layer=1, n_head=2, n_embd=8))

@@ -33,7 +33,7 @@ def check(mg_fn, torch_fn, *arrays, atol=1e-10):
     weights = np.random.default_rng(0).standard_normal(out.shape)
     (out * weights).sum().backward()
     (ref * torch.from_numpy(weights)).sum().backward()
-    for x, t in zip(xs, ts):
+    for x, t in zip(xs, ts, strict=True):
         assert x.grad.shape == x.shape
         np.testing.assert_allclose(x.grad, t.grad.numpy(), atol=atol, rtol=1e-9)
 

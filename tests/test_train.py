@@ -7,12 +7,9 @@ import sys
 
 import numpy as np
 import pytest
-from minigrad.models.train import (
-    UserError,
-    load_checkpoint,
-    model_from_checkpoint,
-    train,
-)
+from minigrad.models.checkpoint import load_checkpoint, model_from_checkpoint
+from minigrad.models.errors import UserError
+from minigrad.models.train import TrainConfig, train
 
 from tests.conftest import tiny_config
 
@@ -71,7 +68,7 @@ def test_checkpoint_loads_in_a_fresh_process(corpus, tmp_path):
     logits, _ = model(ids)
     script = (
         "import sys, numpy as np\n"
-        "from minigrad.models.train import model_from_checkpoint\n"
+        "from minigrad.models.checkpoint import model_from_checkpoint\n"
         "model, tok = model_from_checkpoint(sys.argv[1])\n"
         "logits, _ = model(tok.encode('First Citizen')[None, :])\n"
         "np.save(sys.argv[2], logits.data)\n"
@@ -93,3 +90,10 @@ def test_interrupted_save_falls_back_to_old_and_mixed_files_are_refused(corpus, 
     os.replace(out / "best" / "model.safetensors", out / "ckpt.old" / "model.safetensors")
     with pytest.raises(ValueError, match="different saves"):
         load_checkpoint(out / "ckpt")
+
+
+def test_config_errors_name_the_field_not_the_flag():
+    with pytest.raises(ValueError, match=r"^max_iters must be >= 0, got -1$"):
+        TrainConfig(max_iters=-1)
+    with pytest.raises(ValueError, match=r"^eval_iters must be positive, got 0$"):
+        TrainConfig(eval_iters=0)

@@ -12,6 +12,9 @@ import numpy as np
 from minigrad import functional as F
 from minigrad.nn import init
 from minigrad.nn.module import Module, Parameter
+from minigrad.ops._util import check_choice
+from minigrad.ops.elementwise import GELU_APPROXIMATIONS
+from minigrad.ops.matmul import check_in_features
 
 
 class Linear(Module):
@@ -33,9 +36,7 @@ class Linear(Module):
             self.register_parameter("bias", None)
 
     def forward(self, x):
-        if x.ndim == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(f"Linear({self.extra_repr()}): expected input (..., "
-                             f"{self.in_features}), got shape {tuple(x.shape)}")
+        check_in_features(f"Linear({self.extra_repr()})", x, self.in_features)
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self):
@@ -110,8 +111,7 @@ class GELU(Module):
 
     def __init__(self, approximate="none"):
         super().__init__()
-        if approximate not in ("none", "tanh"):
-            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        check_choice("GELU", "approximate", approximate, GELU_APPROXIMATIONS)
         self.approximate = approximate
 
     def forward(self, x):

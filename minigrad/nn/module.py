@@ -46,6 +46,18 @@ def _indent(text, spaces):
     return "\n".join(lines[:1] + [" " * spaces + line for line in lines[1:]])
 
 
+class _HookHandle:
+    """What `register_forward_hook` returns: `remove()` unregisters the hook."""
+
+    def __init__(self, hooks, key):
+        self._hooks = hooks
+        self._key = key
+
+    def remove(self):
+        """Unregister the hook (a second call does nothing)."""
+        self._hooks.pop(self._key, None)
+
+
 class Module:
     """Base class of every layer and model: subclass it, assign layers in __init__, and
     define forward(). Calling the module calls forward.
@@ -71,13 +83,18 @@ class Module:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() before "
                                "assigning attributes") from None
 
+    def _register(self, name, value, kind):
+        """Put `value` under `name` in one registry (0 parameters, 1 buffers, 2 modules)."""
+        registries = self._registries()
+        self.__dict__.pop(name, None)
+        for other in registries:
+            if other is not registries[kind]:
+                other.pop(name, None)
+        registries[kind][name] = value
+
     def __setattr__(self, name, value):
         if isinstance(value, Parameter | Module):
-            params, buffers, modules = self._registries()
-            for registry in (params, buffers, modules):
-                registry.pop(name, None)
-            self.__dict__.pop(name, None)
-            (params if isinstance(value, Parameter) else modules)[name] = value
+            self._register(name, value, 0 if isinstance(value, Parameter) else 2)
             return
         params = self.__dict__.get("_parameters", {})
         modules = self.__dict__.get("_modules", {})
@@ -119,22 +136,14 @@ class Module:
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter: '{name}' must be a Parameter or None, "
                             f"got {type(param).__name__}")
-        params, buffers, modules = self._registries()
-        self.__dict__.pop(name, None)
-        buffers.pop(name, None)
-        modules.pop(name, None)
-        params[name] = param
+        self._register(name, param, 0)
 
     def register_buffer(self, name, value):
         """Register a non-parameter array (ndarray or Tensor) that belongs in the state_dict."""
         if value is not None and not isinstance(value, np.ndarray | Tensor):
             raise TypeError(f"register_buffer: '{name}' must be an ndarray, a Tensor or None, "
                             f"got {type(value).__name__}")
-        params, buffers, modules = self._registries()
-        self.__dict__.pop(name, None)
-        params.pop(name, None)
-        modules.pop(name, None)
-        buffers[name] = value
+        self._register(name, value, 1)
 
     def add_module(self, name, module):
         """Register `module` as the child `name` (same as assigning it as an attribute)."""
@@ -321,7 +330,22 @@ class Module:
         raise TypeError(f"{type(self).__name__}: a Module subclass must define forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        out = self.forward(*args, **kwargs)
+        for hook in self.__dict__.get("_forward_hooks", {}).values():
+            replaced = hook(self, args, out)
+            if replaced is not None:
+                out = replaced
+        return out
+
+    def register_forward_hook(self, hook):
+        """Call hook(module, args, output) after every forward of this module, as PyTorch
+        does; a hook that returns a value replaces the output. Returns a handle whose
+        `remove()` unregisters the hook (study tools use it to watch or substitute a
+        layer's output)."""
+        hooks = self.__dict__.setdefault("_forward_hooks", {})
+        key = max(hooks, default=-1) + 1
+        hooks[key] = hook
+        return _HookHandle(hooks, key)
 
     def extra_repr(self):
         """The layer's arguments as shown inside its repr, e.g. 'in_features=4, ...'."""

@@ -1,4 +1,4 @@
-"""Small helpers shared by the op families: operand conversion and axis checks."""
+"""Small helpers shared by the op families: operand conversion, shape and axis checks."""
 
 import numpy as np
 
@@ -40,6 +40,35 @@ def _int_with_float(t, other):
     if is_number and other.dtype == np.float32 and np.issubdtype(t.dtype, np.integer):
         t = Tensor(t.data.astype(np.float32))
     return t, other
+
+
+def as_tensor(x):
+    """`x` as a Tensor (a Tensor is returned as is)."""
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def shape_arg(op, shape, lowest=0):
+    """A shape given as f(2, 3) or f((2, 3)), as a tuple of ints each >= `lowest`.
+
+    reshape and expand pass lowest=-1 (a dim to infer or keep), permute lowest=None (axes,
+    checked by the op). A non-int is a TypeError and a dim below `lowest` a ValueError,
+    both naming the op.
+    """
+    if len(shape) == 1 and isinstance(shape[0], tuple | list):
+        shape = tuple(shape[0])
+    if any(not isinstance(n, int | np.integer) for n in shape):
+        raise TypeError(f"{op}: shape must be ints, got {shape}")
+    if lowest is not None and any(n < lowest for n in shape):
+        kind = "non-negative ints" if lowest == 0 else f"ints >= {lowest}"
+        raise ValueError(f"{op}: shape must be {kind}, got {tuple(int(n) for n in shape)}")
+    return tuple(int(n) for n in shape)
+
+
+def check_choice(op, name, value, choices):
+    """ValueError naming `op` unless `value` is one of `choices` (an option such as gelu's)."""
+    if value not in choices:
+        listed = ", ".join(repr(c) for c in choices[:-1]) + f" or {choices[-1]!r}"
+        raise ValueError(f"{op}: {name} must be {listed}, got {value!r}")
 
 
 def shape_of(x):

@@ -9,7 +9,15 @@ from minigrad.kernels import K
 
 
 class ScaledDotProductAttention(Function):
-    """softmax(q k^T / sqrt(d) + mask) v with q (..., T, d), k and v (..., S, d)."""
+    """softmax(q k^T / sqrt(d) + mask) v with q (..., T, d), k and v (..., S, d).
+
+    O = P V with P = softmax(S), S = Q K^T / sqrt(d) (+ mask), in one node. Backward goes
+    O -> (V, P) -> S -> (Q, K).
+
+    backward: dV = P^T g; dP = g V^T; dS = P * (dP - sum(dP * P, -1));
+        dQ = dS K / sqrt(d); dK = dS^T Q / sqrt(d)
+    saves: Q, K, V and the probabilities P
+    """
 
     @staticmethod
     def forward(ctx, q, k, v, mask, is_causal):

@@ -8,11 +8,24 @@ import numpy as np
 
 from minigrad.autograd import Function
 from minigrad.kernels import K
-from minigrad.ops._util import broadcast_shapes, constant, operands, shape_of
+from minigrad.ops._util import (
+    as_tensor,
+    broadcast_shapes,
+    check_choice,
+    constant,
+    operands,
+    shape_of,
+)
 from minigrad.tensor import Tensor
 
 
 class Add(Function):
+    """Sum: both inputs receive the gradient unchanged (summed over broadcast axes).
+
+    backward: da = g, db = g
+    saves: nothing
+    """
+
     @staticmethod
     def forward(ctx, a, b):
         return a + b
@@ -23,6 +36,12 @@ class Add(Function):
 
 
 class Sub(Function):
+    """Difference: a gets g, b gets -g.
+
+    backward: da = g, db = -g
+    saves: nothing
+    """
+
     @staticmethod
     def forward(ctx, a, b):
         return a - b
@@ -33,6 +52,12 @@ class Sub(Function):
 
 
 class Mul(Function):
+    """Product: each input's gradient is g times the other input.
+
+    backward: da = g * b, db = g * a
+    saves: both inputs a, b
+    """
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -47,6 +72,12 @@ class Mul(Function):
 
 
 class Div(Function):
+    """Quotient y = a / b.
+
+    backward: da = g / b, db = -g * a / b^2
+    saves: both inputs a, b
+    """
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -61,6 +92,12 @@ class Div(Function):
 
 
 class Pow(Function):
+    """Power y = x^p.
+
+    backward: dx = g * p * x^(p-1), dp = g * y * log(x)
+    saves: x, the exponent and y
+    """
+
     @staticmethod
     def forward(ctx, x, exponent):
         y = x**exponent
@@ -80,6 +117,12 @@ class Pow(Function):
 
 
 class Neg(Function):
+    """Negation flips the gradient's sign.
+
+    backward: dx = -g
+    saves: nothing
+    """
+
     @staticmethod
     def forward(ctx, x):
         return -x
@@ -90,6 +133,12 @@ class Neg(Function):
 
 
 class Exp(Function):
+    """y = exp(x) is its own derivative, so backward reuses the output.
+
+    backward: dx = g * y
+    saves: the output y
+    """
+
     @staticmethod
     def forward(ctx, x):
         y = np.exp(x)
@@ -103,6 +152,12 @@ class Exp(Function):
 
 
 class Log(Function):
+    """y = log(x).
+
+    backward: dx = g / x
+    saves: the input x
+    """
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -116,6 +171,12 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    """y = sqrt(x).
+
+    backward: dx = g / (2 y)
+    saves: the output y
+    """
+
     @staticmethod
     def forward(ctx, x):
         with np.errstate(invalid="ignore"):
@@ -131,6 +192,12 @@ class Sqrt(Function):
 
 
 class Abs(Function):
+    """y = |x|: the gradient's sign follows x (0 at 0).
+
+    backward: dx = g * sign(x)
+    saves: the input x
+    """
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -143,6 +210,12 @@ class Abs(Function):
 
 
 class Tanh(Function):
+    """y = tanh(x).
+
+    backward: dx = g * (1 - y^2)
+    saves: the output y
+    """
+
     @staticmethod
     def forward(ctx, x):
         y = np.tanh(x)
@@ -156,6 +229,12 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
+    """y = 1 / (1 + exp(-x)).
+
+    backward: dx = g * y * (1 - y)
+    saves: the output y
+    """
+
     @staticmethod
     def forward(ctx, x):
         # exp of a negative argument only, so large |x| neither overflows nor warns.
@@ -171,6 +250,12 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
+    """y = max(x, 0): the gradient passes where x > 0 and stops elsewhere.
+
+    backward: dx = g * (x > 0)
+    saves: the input x
+    """
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -182,8 +267,17 @@ class ReLU(Function):
         return grad * (x > 0)
 
 
+GELU_APPROXIMATIONS = ("none", "tanh")  # exact, or the tanh approximation
+
+
 class GELU(Function):
-    """x * Phi(x), exact (erf) or with PyTorch's tanh approximation."""
+    """x * Phi(x), exact (erf) or with PyTorch's tanh approximation.
+
+    y = x * Phi(x) (Phi = standard normal CDF, or its tanh approximation).
+
+    backward: dx = g * (Phi(x) + x * phi(x))
+    saves: the input x and the approximation
+    """
 
     @staticmethod
     def forward(ctx, x, approximate):
@@ -199,7 +293,13 @@ class GELU(Function):
 
 class Maximum(Function):
     """Elementwise max (or min, with `np.minimum`): the larger input takes the gradient, and
-    on ties each takes half, as PyTorch."""
+    on ties each takes half, as PyTorch.
+
+    Elementwise max: the larger input takes the gradient, ties split it.
+
+    backward: da = g * [a > b] (+ g/2 on ties), db = the rest
+    saves: both inputs
+    """
 
     pick = staticmethod(np.maximum)
 
@@ -219,10 +319,22 @@ class Maximum(Function):
 
 
 class Minimum(Maximum):
+    """Elementwise min: the smaller input takes the gradient, ties split it.
+
+    backward: da = g * [a < b] (+ g/2 on ties), db = the rest
+    saves: both inputs
+    """
+
     pick = staticmethod(np.minimum)
 
 
 class Clip(Function):
+    """Clamp to [low, high]: the gradient passes inside the range only.
+
+    backward: dx = g * [low <= x <= high]
+    saves: the input x and the bounds
+    """
+
     @staticmethod
     def forward(ctx, x, low, high):
         ctx.save_for_backward(x)
@@ -242,6 +354,12 @@ class Clip(Function):
 
 
 class Where(Function):
+    """Select a or b by cond: each gets the gradient where it was chosen.
+
+    backward: da = g * cond, db = g * (1 - cond)
+    saves: the condition
+    """
+
     @staticmethod
     def forward(ctx, cond, a, b):
         ctx.save_for_backward(cond)
@@ -256,6 +374,13 @@ class Where(Function):
 
 
 class MaskedFill(Function):
+    """Masked entries were replaced by a constant (-inf for attention masks), so they get no
+    gradient: this is what stops the future leaking back.
+
+    backward: dx = g * (1 - mask)
+    saves: the mask
+    """
+
     @staticmethod
     def forward(ctx, x, mask, value):
         ctx.save_for_backward(mask)
@@ -268,6 +393,12 @@ class MaskedFill(Function):
 
 
 class AsType(Function):
+    """A dtype cast: the gradient is cast back to the input's dtype.
+
+    backward: dx = g.astype(x.dtype)
+    saves: nothing
+    """
+
     @staticmethod
     def forward(ctx, x, dtype):
         return x.astype(dtype)
@@ -366,16 +497,15 @@ def relu(x):
 
 def gelu(x, approximate="none"):
     """Gaussian error linear unit: exact ('none') or tanh approximation ('tanh')."""
-    if approximate not in ("none", "tanh"):
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return GELU.apply(_tensor(x), approximate)
+    check_choice("gelu", "approximate", approximate, GELU_APPROXIMATIONS)
+    return GELU.apply(as_tensor(x), approximate)
 
 
 def clip(x, min=None, max=None):
     """Limit x to [min, max]; either bound may be None."""
     if min is None and max is None:
         raise ValueError("clip: give at least one of min and max")
-    return Clip.apply(_tensor(x), min, max)
+    return Clip.apply(as_tensor(x), min, max)
 
 
 def where(cond, a, b):
@@ -396,7 +526,7 @@ def masked_fill(x, mask, value):
     mask = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
     if mask.dtype != bool:
         raise TypeError(f"masked_fill: mask must be a bool tensor, got dtype {mask.dtype}")
-    x = _tensor(x)
+    x = as_tensor(x)
     out_shape = broadcast_shapes("masked_fill", x.shape, mask.shape)
     if out_shape != x.shape:
         raise ValueError(f"masked_fill: mask of shape {mask.shape} does not broadcast to the "
@@ -406,7 +536,7 @@ def masked_fill(x, mask, value):
 
 def astype(x, dtype):
     """x converted to dtype; differentiable between floating dtypes."""
-    return AsType.apply(_tensor(x), np.dtype(dtype))
+    return AsType.apply(as_tensor(x), np.dtype(dtype))
 
 
 def _compare(fn, a, b):
@@ -444,7 +574,3 @@ def eq(a, b):
 def ne(a, b):
     """a != b as a bool tensor (no gradient)."""
     return _compare(np.not_equal, a, b)
-
-
-def _tensor(x):
-    return x if isinstance(x, Tensor) else Tensor(x)

@@ -7,7 +7,14 @@ from minigrad.kernels import K
 
 
 class CrossEntropy(Function):
-    """Softmax cross-entropy of logits (..., C) against integer targets (...)."""
+    """Softmax cross-entropy of logits (..., C) against integer targets (...).
+
+    Softmax cross-entropy from logits: the gradient is the predicted probabilities minus the one-hot
+    target (divided by the count for 'mean'; ignored targets get 0).
+
+    backward: dlogits = g * (softmax(logits) - onehot(target)) / N
+    saves: the logits, targets and logsumexp
+    """
 
     @staticmethod
     def forward(ctx, logits, targets, ignore_index, reduction):

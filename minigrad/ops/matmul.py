@@ -11,7 +11,14 @@ from minigrad.tensor import Tensor
 
 
 class MatMul(Function):
-    """a (..., n, k) @ b (..., k, m) -> (..., n, m); operands have at least 2 dims."""
+    """a (..., n, k) @ b (..., k, m) -> (..., n, m); operands have at least 2 dims.
+
+    Y = A B: each operand's gradient is g times the other operand transposed (for S = Q K^T this
+    gives dQ = dS K and dK = dS^T Q).
+
+    backward: dA = g B^T, dB = A^T g
+    saves: both operands A, B
+    """
 
     @staticmethod
     def forward(ctx, a, b):
@@ -67,8 +74,20 @@ def matmul(a, b):
     return out
 
 
+def check_in_features(op, x, in_features):
+    """ValueError naming `op` unless `x` is (..., in_features), the input of a linear map."""
+    if x.ndim == 0 or x.shape[-1] != in_features:
+        raise ValueError(f"{op}: expected input (..., {in_features}), got shape {tuple(x.shape)}")
+
+
 class Linear(Function):
-    """x (..., in) @ weight (out, in)^T + bias (out,): three ops of the graph as one node."""
+    """x (..., in) @ weight (out, in)^T + bias (out,): three ops of the graph as one node.
+
+    Y = X W^T + b in one node: the three gradients of a dense layer.
+
+    backward: dX = g W, dW = g^T X, db = sum of g over rows
+    saves: X (as rows) and W
+    """
 
     @staticmethod
     def forward(ctx, x, weight, bias):

@@ -5,7 +5,15 @@ from minigrad.kernels import K
 
 
 class LayerNorm(Function):
-    """(x - mean) / sqrt(var + eps) * weight + bias over the last axis; weight, bias optional."""
+    """(x - mean) / sqrt(var + eps) * weight + bias over the last axis; weight, bias optional.
+
+    y = xhat * w + b with xhat = (x - mean) * rstd over the last axis. The input gradient removes
+    the mean and the xhat-component of g * w.
+
+    backward: dx = rstd * (gw - mean(gw) - xhat * mean(gw * xhat)), gw = g * w; dw = sum(g * xhat),
+        db = sum(g)
+    saves: x, w, mean and rstd
+    """
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps):

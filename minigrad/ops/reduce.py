@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from minigrad.autograd import Function
-from minigrad.ops._util import normalize_axes
+from minigrad.ops._util import as_tensor, normalize_axes
 from minigrad.tensor import Tensor
 
 
@@ -18,6 +18,12 @@ def _expand(grad, axes, keepdims, shape):
 
 
 class Sum(Function):
+    """Every summed element contributed with weight 1: the gradient is broadcast back.
+
+    backward: dx = broadcast(g)
+    saves: input shape and axes
+    """
+
     @staticmethod
     def forward(ctx, x, axes, keepdims):
         ctx.shape, ctx.axes, ctx.keepdims = x.shape, axes, keepdims
@@ -29,6 +35,12 @@ class Sum(Function):
 
 
 class Mean(Function):
+    """Like Sum, divided by the count.
+
+    backward: dx = broadcast(g) / n
+    saves: input shape, axes and count
+    """
+
     @staticmethod
     def forward(ctx, x, axes, keepdims):
         ctx.shape, ctx.axes, ctx.keepdims = x.shape, axes, keepdims
@@ -41,7 +53,13 @@ class Mean(Function):
 
 
 class Max(Function):
-    """Max (or min, with `np.min`): the gradient goes to the winners, split evenly on ties."""
+    """Max (or min, with `np.min`): the gradient goes to the winners, split evenly on ties.
+
+    Only the winning element moved the output: it takes the gradient (split on ties).
+
+    backward: dx = g * [x == max] / (number of winners)
+    saves: the winners mask
+    """
 
     reducer = staticmethod(np.max)
 
@@ -63,10 +81,22 @@ class Max(Function):
 
 
 class Min(Max):
+    """Only the smallest element moved the output: it takes the gradient (split on ties).
+
+    backward: dx = g * [x == min] / (number of winners)
+    saves: the winners mask
+    """
+
     reducer = staticmethod(np.min)
 
 
 class Var(Function):
+    """Variance (1/n') sum (x - mean)^2.
+
+    backward: dx = g * 2 (x - mean) / n'
+    saves: x - mean and the degrees of freedom
+    """
+
     @staticmethod
     def forward(ctx, x, axes, keepdims, ddof):
         mean = np.mean(x, axis=axes, keepdims=True)
@@ -84,6 +114,12 @@ class Var(Function):
 
 
 class LogSumExp(Function):
+    """y = log sum exp(x): its gradient is the softmax of x.
+
+    backward: dx = g * exp(x - y)
+    saves: the input x and output y
+    """
+
     @staticmethod
     def forward(ctx, x, axes, keepdims):
         m = np.max(x, axis=axes, keepdims=True)
@@ -105,7 +141,7 @@ class LogSumExp(Function):
 
 
 def _reduce(fn, name, x, axis, keepdims, *extra):
-    x = x if isinstance(x, Tensor) else Tensor(x)
+    x = as_tensor(x)
     axes = normalize_axes(name, axis, x.ndim)
     if name in ("max", "min") and builtins.any(x.shape[a] == 0 for a in axes):
         raise ValueError(f"{name}: cannot reduce an empty axis of a tensor of shape {x.shape}")

@@ -5,19 +5,19 @@ import math
 import numpy as np
 
 from minigrad.autograd import Function
-from minigrad.ops._util import normalize_axis
+from minigrad.ops._util import as_tensor, normalize_axis, shape_arg
 from minigrad.tensor import Tensor
 
 
-def _shape_arg(shape):
-    """Accept f(2, 3) and f((2, 3)) alike."""
-    if len(shape) == 1 and isinstance(shape[0], tuple | list):
-        shape = tuple(shape[0])
-    return tuple(int(s) for s in shape)
-
-
 class Identity(Function):
-    """Returns its input: gives a tensor a node of its own (e.g. to label it for study)."""
+    """Returns its input: gives a tensor a node of its own (e.g. to label it for study).
+
+    Passes the gradient through unchanged; exists to give a tensor its own labelled node (q, k, v in
+    study mode).
+
+    backward: dx = g
+    saves: nothing
+    """
 
     @staticmethod
     def forward(ctx, x):
@@ -29,6 +29,12 @@ class Identity(Function):
 
 
 class Reshape(Function):
+    """Same numbers, new shape: the gradient is reshaped back.
+
+    backward: dx = g.reshape(x.shape)
+    saves: the input shape
+    """
+
     @staticmethod
     def forward(ctx, x, shape):
         ctx.shape = x.shape
@@ -40,6 +46,12 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    """Axes reordered: the gradient gets the inverse permutation.
+
+    backward: dx = g.transpose(argsort(axes))
+    saves: the axes
+    """
+
     @staticmethod
     def forward(ctx, x, axes):
         ctx.axes = axes
@@ -51,6 +63,13 @@ class Permute(Function):
 
 
 class Expand(Function):
+    """A broadcast view: every copy's gradient adds up in the original element (the engine's
+    unbroadcast sums them).
+
+    backward: dx = sum of g over broadcast axes
+    saves: nothing
+    """
+
     @staticmethod
     def forward(ctx, x, shape):
         return np.broadcast_to(x, shape)
@@ -61,6 +80,13 @@ class Expand(Function):
 
 
 class GetItem(Function):
+    """Indexing picks elements; the gradient goes back to where they came from, zeros elsewhere;
+    repeated indices accumulate.
+
+    backward: dx = zeros(x.shape); dx[index] += g
+    saves: input shape, dtype and the index
+    """
+
     @staticmethod
     def forward(ctx, x, index, advanced):
         ctx.shape, ctx.dtype, ctx.index, ctx.advanced = x.shape, x.dtype, index, advanced
@@ -77,6 +103,12 @@ class GetItem(Function):
 
 
 class Cat(Function):
+    """Concatenation: the gradient is cut into the pieces' sizes.
+
+    backward: dx_i = g[bounds_i : bounds_i+1] along axis
+    saves: the axis and the cut points
+    """
+
     @staticmethod
     def forward(ctx, *arrays, axis):
         ctx.axis = axis
@@ -89,6 +121,12 @@ class Cat(Function):
 
 
 class Stack(Function):
+    """Stacking: each input gets its slice of the gradient.
+
+    backward: dx_i = g[..., i, ...] along axis
+    saves: the axis
+    """
+
     @staticmethod
     def forward(ctx, *arrays, axis):
         ctx.axis = axis
@@ -100,16 +138,12 @@ class Stack(Function):
 
 
 # ----- public functions ------------------------------------------------------------------
-def _tensor(x):
-    return x if isinstance(x, Tensor) else Tensor(x)
-
-
 def reshape(x, *shape):
     """The same elements in a new shape; one dim may be -1."""
-    x = _tensor(x)
-    shape = _shape_arg(shape)
+    x = as_tensor(x)
+    shape = shape_arg("reshape", shape, lowest=-1)
     known = math.prod(s for s in shape if s != -1)
-    if shape.count(-1) > 1 or any(s < -1 for s in shape):
+    if shape.count(-1) > 1:
         bad = True
     elif -1 in shape:
         bad = known == 0 or x.size % known != 0
@@ -128,8 +162,8 @@ def view(x, *shape):
 
 def permute(x, *axes):
     """Reorder the axes: permute(x, 2, 0, 1) or permute(x, (2, 0, 1))."""
-    x = _tensor(x)
-    axes = _shape_arg(axes)
+    x = as_tensor(x)
+    axes = shape_arg("permute", axes, lowest=None)
     if sorted(normalize_axis("permute", a, x.ndim) for a in axes) != list(range(x.ndim)):
         raise ValueError(f"permute: axes {axes} are not a permutation of the "
                          f"{x.ndim} dims of a tensor of shape {x.shape}")
@@ -138,7 +172,7 @@ def permute(x, *axes):
 
 def transpose(x, axis0=-2, axis1=-1):
     """Swap two axes (the last two by default)."""
-    x = _tensor(x)
+    x = as_tensor(x)
     axes = list(range(x.ndim))
     a, b = normalize_axis("transpose", axis0, x.ndim), normalize_axis("transpose", axis1, x.ndim)
     axes[a], axes[b] = axes[b], axes[a]
@@ -152,7 +186,7 @@ def swapaxes(x, axis0, axis1):
 
 def squeeze(x, axis=None):
     """Drop dims of size 1 (all of them, or the given axis/axes)."""
-    x = _tensor(x)
+    x = as_tensor(x)
     if axis is None:
         axes = [a for a, n in enumerate(x.shape) if n == 1]
     else:
@@ -167,14 +201,14 @@ def squeeze(x, axis=None):
 
 def unsqueeze(x, axis):
     """Insert a dim of size 1 at `axis` (negative axes count from the new end)."""
-    x = _tensor(x)
+    x = as_tensor(x)
     axis = normalize_axis("unsqueeze", axis, x.ndim + 1)
     return Reshape.apply(x, x.shape[:axis] + (1,) + x.shape[axis:])
 
 
 def flatten(x, start_axis=0, end_axis=-1):
     """Merge the dims from start_axis to end_axis (inclusive) into one."""
-    x = _tensor(x)
+    x = as_tensor(x)
     if x.ndim == 0:
         return Reshape.apply(x, (1,))
     start = normalize_axis("flatten", start_axis, x.ndim)
@@ -187,13 +221,13 @@ def flatten(x, start_axis=0, end_axis=-1):
 
 def expand(x, *shape):
     """Broadcast to a larger shape without copying; -1 keeps a dim."""
-    x = _tensor(x)
-    shape = _shape_arg(shape)
+    x = as_tensor(x)
+    shape = shape_arg("expand", shape, lowest=-1)
     lead = len(shape) - x.ndim
     if lead < 0:
         raise ValueError(f"expand: shape {shape} has fewer dims than the tensor {x.shape}")
     full = tuple(x.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(shape))
-    ok = all(n in (1, s) for n, s in zip(x.shape, full[lead:])) and -1 not in full
+    ok = all(n in (1, s) for n, s in zip(x.shape, full[lead:], strict=True)) and -1 not in full
     if not ok:
         raise ValueError(f"expand: cannot expand a tensor of shape {x.shape} to {shape}")
     return Expand.apply(x, full)
@@ -222,7 +256,7 @@ def _index_parts(index):
 
 def getitem(x, index):
     """x[index] with ints, slices, None, Ellipsis, int arrays and bool masks."""
-    x = _tensor(x)
+    x = as_tensor(x)
     index, advanced = _index_parts(index)
     try:
         x.data[index]
@@ -236,7 +270,7 @@ def getitem(x, index):
 def _check_joinable(op, tensors, axis, same_shape):
     if not tensors:
         raise ValueError(f"{op}: needs at least one tensor")
-    tensors = [_tensor(t) for t in tensors]
+    tensors = [as_tensor(t) for t in tensors]
     first = tensors[0].shape
     for t in tensors[1:]:
         if t.ndim != len(first):
@@ -252,7 +286,7 @@ def _check_joinable(op, tensors, axis, same_shape):
 def cat(tensors, axis=0):
     """Join tensors along an existing axis."""
     tensors = list(tensors)
-    ndim = _tensor(tensors[0]).ndim if tensors else 1
+    ndim = as_tensor(tensors[0]).ndim if tensors else 1
     axis = normalize_axis("cat", axis, ndim)
     return Cat.apply(*_check_joinable("cat", tensors, axis, False), axis=axis)
 
@@ -260,14 +294,14 @@ def cat(tensors, axis=0):
 def stack(tensors, axis=0):
     """Join same-shaped tensors along a new axis."""
     tensors = list(tensors)
-    ndim = _tensor(tensors[0]).ndim if tensors else 0
+    ndim = as_tensor(tensors[0]).ndim if tensors else 0
     axis = normalize_axis("stack", axis, ndim + 1)
     return Stack.apply(*_check_joinable("stack", tensors, axis, True), axis=axis)
 
 
 def split(x, split_size_or_sections, axis=0):
     """Pieces of size `split_size` (the last may be smaller), or of the listed sizes."""
-    x = _tensor(x)
+    x = as_tensor(x)
     axis = normalize_axis("split", axis, x.ndim)
     n = x.shape[axis]
     if isinstance(split_size_or_sections, int | np.integer):
@@ -291,7 +325,7 @@ def split(x, split_size_or_sections, axis=0):
 
 def chunk(x, chunks, axis=0):
     """Split into `chunks` pieces of ceil(len / chunks), as PyTorch (maybe fewer pieces)."""
-    x = _tensor(x)
+    x = as_tensor(x)
     if chunks <= 0:
         raise ValueError(f"chunk: number of chunks must be positive, got {chunks}")
     axis = normalize_axis("chunk", axis, x.ndim)
