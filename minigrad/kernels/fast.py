@@ -97,14 +97,18 @@ def _matmul_pieces(a, b, out, lead):
 
 
 def matmul(a, b):
-    """a (..., n, k) @ b (..., k, m) -> (..., n, m), batch dims broadcast as NumPy's."""
+    """a (..., n, k) @ b (..., k, m) -> (..., n, m), batch dims broadcast as NumPy's.
+
+    Like the Numba kernels it gives inf on overflow without a warning (a diverging run is
+    reported once, by whoever checks the loss).
+    """
     lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     out = np.empty(lead + (a.shape[-2], b.shape[-1]), dtype=np.result_type(a.dtype, b.dtype))
     flops = 2 * out.size * a.shape[-1]
     parts = None
     if threads.THREADS > 1 and flops >= _MIN_SPLIT_FLOPS:
         parts = _matmul_pieces(a, b, out, lead)
-    with threads.one_blas_thread():
+    with threads.one_blas_thread(), np.errstate(over="ignore", invalid="ignore"):
         if parts is None:
             np.matmul(a, b, out=out)
         else:

@@ -45,7 +45,7 @@ def _get_pool():
 def pieces(n, parts=THREADS):
     """Up to `parts` (lo, hi) bounds of nearly equal length that cover range(n)."""
     bounds = [n * i // parts for i in range(parts + 1)]
-    return [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+    return [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
 
 
 def run(calls):
@@ -85,12 +85,12 @@ def one_blas_thread():
     """BLAS on one thread inside the block; the host's setting is restored after it."""
     libs = _blas_libs()
     before = [lib.get_num_threads() for lib in libs]
-    for lib, n in zip(libs, before):
+    for lib, n in zip(libs, before, strict=True):
         if n != 1:
             lib.set_num_threads(1)
     try:
         yield
     finally:
-        for lib, n in zip(libs, before):
+        for lib, n in zip(libs, before, strict=True):
             if n != 1:
                 lib.set_num_threads(n)
