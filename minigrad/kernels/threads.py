@@ -50,6 +50,8 @@ def pieces(n, parts=THREADS):
 
 def run(calls):
     """Run the calls (fn, *args) at once: the first on this thread, the rest on the pool."""
+    if not calls:  # nothing to do (an empty array)
+        return
     if len(calls) == 1:
         fn, *args = calls[0]
         fn(*args)
