@@ -77,9 +77,17 @@ def _rows(x):
     return x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
 
 
-def _split(kernel, n, size, *args):
-    """kernel(lo, hi, *args) over range(n), cut over the cores when `size` is large."""
-    threads.split(kernel, n, *args, parallel=size >= _MIN_SPLIT_SIZE)
+def _split(size, n, call):
+    """Run call(lo, hi) -> (kernel, *args) for pieces of range(n): one piece per core when
+    `size` (elements) is large, else one. Each kernel gets its rows sliced [lo:hi], so its
+    loops start at 0: LLVM then knows no index is negative and vectorises them."""
+    parts = threads.THREADS if size >= _MIN_SPLIT_SIZE else 1
+    threads.run([call(lo, hi) for lo, hi in threads.pieces(n, parts)])
+
+
+def _sliced(kernel, arrays, rest):
+    """A call(lo, hi) for _split: (kernel, each of arrays[lo:hi], *rest)."""
+    return lambda lo, hi: (kernel, *(a[lo:hi] for a in arrays), *rest)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,11 +129,11 @@ def matmul(a, b):
 
 
 @_kernel
-def _softmax_rows(lo, hi, x, out, take_log):
+def _softmax_rows(x, out, take_log):
     # x (N, C) -> softmax (or log-softmax) rows; a row of all -inf gives 0 (or -inf)
     C = x.shape[1]
     zero = x.dtype.type(0)
-    for r in range(lo, hi):
+    for r in range(x.shape[0]):
         m = x[r, 0]
         for c in range(1, C):
             m = max(m, x[r, c])
@@ -150,7 +158,8 @@ def _softmax_rows(lo, hi, x, out, take_log):
 def _softmax_family(x, take_log):
     x2 = _rows(x)
     out = np.empty_like(x2)
-    _split(_softmax_rows, x2.shape[0], x2.size, x2, out, take_log)
+    _split(x2.size, x2.shape[0], lambda lo, hi: (_softmax_rows, x2[lo:hi], out[lo:hi],
+                                                 take_log))
     return out.reshape(np.shape(x))
 
 
@@ -165,9 +174,9 @@ def log_softmax(x):
 
 
 @_kernel
-def _log_softmax_backward_rows(lo, hi, y, grad, out):
+def _log_softmax_backward_rows(y, grad, out):
     C = y.shape[1]
-    for r in range(lo, hi):
+    for r in range(y.shape[0]):
         m = y[r, 0]
         for c in range(1, C):
             m = max(m, y[r, c])
@@ -185,7 +194,7 @@ def _rows_backward(kernel, y, grad):
     """Run a (lo, hi, y, grad, out) rows kernel over the last axis of y (..., C) and grad."""
     y2, g2 = _rows(y), _rows(np.asarray(grad, dtype=y.dtype))
     out = np.empty_like(y2)
-    _split(kernel, y2.shape[0], y2.size, y2, g2, out)
+    _split(y2.size, y2.shape[0], lambda lo, hi: (kernel, y2[lo:hi], g2[lo:hi], out[lo:hi]))
     return out.reshape(y.shape)
 
 
@@ -195,9 +204,9 @@ def log_softmax_backward(y, grad):
 
 
 @_kernel
-def _softmax_backward_rows(lo, hi, y, grad, out):
+def _softmax_backward_rows(y, grad, out):
     C = y.shape[1]
-    for r in range(lo, hi):
+    for r in range(y.shape[0]):
         dot = y.dtype.type(0)
         for c in range(C):
             dot += grad[r, c] * y[r, c]
@@ -215,12 +224,12 @@ def softmax_backward(y, grad):
 
 
 @_kernel
-def _attn_softmax(lo, hi, scores, mask, has_mask, is_causal, scale):
+def _attn_softmax(scores, mask, has_mask, is_causal, scale):
     # scores (BH, T, S) -> probs in place: scale, mask, causal mask and softmax in one pass
     T, S = scores.shape[1], scores.shape[2]
     zero, one = scores.dtype.type(0), scores.dtype.type(1)
     per_head_mask = mask.shape[0] > 1  # else one (1, T, S) mask shared by every head
-    for r in range(lo, hi):  # one (head, query) row each
+    for r in range(scores.shape[0] * T):  # one (head, query) row each
         b, i = r // T, r % T
         mb = b if per_head_mask else 0
         row = scores[b, i]  # (S,)
@@ -247,10 +256,10 @@ def _attn_softmax(lo, hi, scores, mask, has_mask, is_causal, scale):
 
 
 @_kernel
-def _attn_softmax_backward(lo, hi, probs, dprobs, scale):
+def _attn_softmax_backward(probs, dprobs, scale):
     # dprobs (BH, T, S) -> dscores in place: probs * (dprobs - sum(dprobs * probs)) * scale
     T, S = probs.shape[1], probs.shape[2]
-    for r in range(lo, hi):
+    for r in range(probs.shape[0] * T):
         b, i = r // T, r % T
         dot = probs.dtype.type(0)
         for j in range(S):
@@ -280,8 +289,13 @@ def sdpa_forward(q, k, v, mask, is_causal):
         else:  # a mask that differs across batch or heads: one (T, S) slab per head
             m3 = _c(np.broadcast_to(add, lead + (T, S))).reshape(probs3.shape[0], T, S)
     scale = dt.type(1.0 / math.sqrt(q.shape[-1]))
-    _split(_attn_softmax, probs3.shape[0] * T, probs3.size, probs3, m3, mask is not None,
-           bool(is_causal), scale)
+    per_head = m3.shape[0] > 1
+
+    def call(lo, hi):  # heads lo:hi
+        return (_attn_softmax, probs3[lo:hi], m3[lo:hi] if per_head else m3, mask is not None,
+                bool(is_causal), scale)
+
+    _split(probs3.size, probs3.shape[0], call)
     return matmul(probs, v), probs  # (..., T, dv), (..., T, S)
 
 
@@ -297,8 +311,9 @@ def sdpa_backward(q, k, v, probs, grad_out):
     dv = matmul(np.swapaxes(probs, -1, -2), grad_out)  # (..., S, dv)
     ds = matmul(grad_out, np.swapaxes(v, -1, -2))  # (..., T, S) dprobs, then dscores in place
     p3, ds3 = probs.reshape(-1, T, S), ds.reshape(-1, T, S)
-    _split(_attn_softmax_backward, p3.shape[0] * T, p3.size, p3, ds3,
-           dt.type(1.0 / math.sqrt(q.shape[-1])))
+    scale = dt.type(1.0 / math.sqrt(q.shape[-1]))
+    _split(p3.size, p3.shape[0], lambda lo, hi: (_attn_softmax_backward, p3[lo:hi],
+                                                 ds3[lo:hi], scale))
     dq = matmul(ds, k)  # (..., T, d)
     dk = matmul(np.swapaxes(ds, -1, -2), q)  # (..., S, d)
     return dq, dk, dv
@@ -309,10 +324,10 @@ def sdpa_backward(q, k, v, probs, grad_out):
 
 
 @_kernel
-def _ln_fwd(lo, hi, x, w, bias, eps, y, mean, rstd):
+def _ln_fwd(x, w, bias, eps, y, mean, rstd):
     C = x.shape[1]
     inv_c, one = x.dtype.type(1.0 / C), x.dtype.type(1)
-    for r in range(lo, hi):
+    for r in range(x.shape[0]):
         s = x.dtype.type(0)
         for c in range(C):
             s += x[r, c]
@@ -329,11 +344,11 @@ def _ln_fwd(lo, hi, x, w, bias, eps, y, mean, rstd):
 
 
 @_kernel
-def _ln_bwd(lo, hi, grad, x, w, mean, rstd, dx, dw_part, db_part):
+def _ln_bwd(grad, x, w, mean, rstd, dx, dw_part, db_part):
     # rows lo:hi; dw_part and db_part (C,) are this piece's own sums: no races
     C = x.shape[1]
     inv_c = x.dtype.type(1.0 / C)
-    for r in range(lo, hi):
+    for r in range(x.shape[0]):
         mu, rs = mean[r], rstd[r]
         sg = x.dtype.type(0)
         sgx = x.dtype.type(0)
@@ -363,7 +378,8 @@ def layer_norm_forward(x, weight, bias, eps):
     y = np.empty_like(x2)
     mean = np.empty(x2.shape[0], dt)
     rstd = np.empty(x2.shape[0], dt)
-    _split(_ln_fwd, x2.shape[0], x2.size, x2, w, b, dt.type(eps), y, mean, rstd)
+    _split(x2.size, x2.shape[0], lambda lo, hi: (_ln_fwd, x2[lo:hi], w, b, dt.type(eps),
+                                                 y[lo:hi], mean[lo:hi], rstd[lo:hi]))
     stat_shape = x.shape[:-1] + (1,)
     return y.reshape(x.shape), mean.reshape(stat_shape), rstd.reshape(stat_shape)
 
@@ -383,8 +399,8 @@ def layer_norm_backward(grad, x, weight, mean, rstd):
     dw_part = np.zeros((len(ranges), C), dt)  # one row of partial sums per piece
     db_part = np.zeros((len(ranges), C), dt)
     dx = np.empty_like(x2)
-    threads.run([(_ln_bwd, lo, hi, g2, x2, w, mean1, rstd1, dx, dw_part[i], db_part[i])
-                 for i, (lo, hi) in enumerate(ranges)])
+    threads.run([(_ln_bwd, g2[lo:hi], x2[lo:hi], w, mean1[lo:hi], rstd1[lo:hi], dx[lo:hi],
+                  dw_part[i], db_part[i]) for i, (lo, hi) in enumerate(ranges)])
     dweight = dw_part.sum(axis=0) if weight is not None else None
     return dx.reshape(x.shape), dweight, db_part.sum(axis=0)
 
@@ -394,10 +410,10 @@ def layer_norm_backward(grad, x, weight, mean, rstd):
 
 
 @_kernel
-def _cross_entropy_rows(lo, hi, logits, targets, ignore_index, losses, lse):
+def _cross_entropy_rows(logits, targets, ignore_index, losses, lse):
     # One pass per row: max, logsumexp, and the loss of the target class.
     C = logits.shape[1]
-    for r in range(lo, hi):
+    for r in range(logits.shape[0]):
         m = logits[r, 0]
         for c in range(1, C):
             m = max(m, logits[r, c])
@@ -410,9 +426,9 @@ def _cross_entropy_rows(lo, hi, logits, targets, ignore_index, losses, lse):
 
 
 @_kernel
-def _cross_entropy_bwd_rows(lo, hi, logits, targets, lse, grad_losses, ignore_index, out):
+def _cross_entropy_bwd_rows(logits, targets, lse, grad_losses, ignore_index, out):
     C = logits.shape[1]
-    for r in range(lo, hi):
+    for r in range(logits.shape[0]):
         t = targets[r]
         if t == ignore_index:
             out[r, :] = 0
@@ -428,8 +444,9 @@ def cross_entropy_forward(logits, targets, ignore_index):
     x = _rows(logits)
     losses = np.empty(x.shape[0], dtype=x.dtype)
     lse = np.empty(x.shape[0], dtype=x.dtype)
-    _split(_cross_entropy_rows, x.shape[0], x.size, x, _ints(targets), ignore_index, losses,
-           lse)
+    t = _ints(targets)
+    _split(x.size, x.shape[0], lambda lo, hi: (_cross_entropy_rows, x[lo:hi], t[lo:hi],
+                                               ignore_index, losses[lo:hi], lse[lo:hi]))
     return losses, lse
 
 
@@ -438,8 +455,9 @@ def cross_entropy_backward(logits, targets, lse, grad_losses, ignore_index):
     x = _rows(logits)
     g = _c(np.broadcast_to(np.asarray(grad_losses, dtype=x.dtype), (x.shape[0],)))
     out = np.empty_like(x)
-    _split(_cross_entropy_bwd_rows, x.shape[0], x.size, x, _ints(targets),
-           _c(np.asarray(lse, dtype=x.dtype)), g, ignore_index, out)
+    t, lse = _ints(targets), _c(np.asarray(lse, dtype=x.dtype))
+    _split(x.size, x.shape[0], lambda lo, hi: (_cross_entropy_bwd_rows, x[lo:hi], t[lo:hi],
+                                               lse[lo:hi], g[lo:hi], ignore_index, out[lo:hi]))
     return out
 
 
@@ -459,33 +477,33 @@ _SQRT_2_OVER_PI = 0.7978845608028654
 
 
 @_kernel
-def _gelu_erf_f32(lo, hi, x, out):
-    for i in range(lo, hi):
+def _gelu_erf_f32(x, out):
+    for i in range(x.size):
         out[i] = x[i] * normal_cdf_f32(x[i])
 
 
 @_kernel
-def _gelu_erf_bwd_f32(lo, hi, x, grad, out):
+def _gelu_erf_bwd_f32(x, grad, out):
     c = np.float32
-    for i in range(lo, hi):
+    for i in range(x.size):
         xi = x[i]
         pdf = exp_nonpositive_f32(c(-0.5) * xi * xi) * c(0.3989422804014327)
         out[i] = grad[i] * (normal_cdf_f32(xi) + xi * pdf)
 
 
 @_kernel
-def _gelu_tanh_f32(lo, hi, x, out):
+def _gelu_tanh_f32(x, out):
     c = np.float32
-    for i in range(lo, hi):
+    for i in range(x.size):
         xi = x[i]
         u = c(_SQRT_2_OVER_PI) * (xi + c(0.044715) * xi * xi * xi)
         out[i] = c(0.5) * xi * (c(1) + tanh_f32(u))
 
 
 @_kernel
-def _gelu_tanh_bwd_f32(lo, hi, x, grad, out):
+def _gelu_tanh_bwd_f32(x, grad, out):
     c = np.float32
-    for i in range(lo, hi):
+    for i in range(x.size):
         xi = x[i]
         t = tanh_f32(c(_SQRT_2_OVER_PI) * (xi + c(0.044715) * xi * xi * xi))
         dinner = c(_SQRT_2_OVER_PI) * (c(1) + c(3 * 0.044715) * xi * xi)
@@ -493,8 +511,8 @@ def _gelu_tanh_bwd_f32(lo, hi, x, grad, out):
 
 
 @njit(nogil=True, cache=True)
-def _gelu_f64(lo, hi, x, use_tanh, out):
-    for i in range(lo, hi):
+def _gelu_f64(x, use_tanh, out):
+    for i in range(x.size):
         xi = x[i]
         if use_tanh:
             out[i] = 0.5 * xi * (1.0 + math.tanh(_SQRT_2_OVER_PI * (xi + 0.044715 * xi**3)))
@@ -503,8 +521,8 @@ def _gelu_f64(lo, hi, x, use_tanh, out):
 
 
 @njit(nogil=True, cache=True)
-def _gelu_bwd_f64(lo, hi, x, grad, use_tanh, out):
-    for i in range(lo, hi):
+def _gelu_bwd_f64(x, grad, use_tanh, out):
+    for i in range(x.size):
         xi = x[i]
         if use_tanh:
             t = math.tanh(_SQRT_2_OVER_PI * (xi + 0.044715 * xi**3))
@@ -523,9 +541,10 @@ def gelu(x, approximate):
     out = np.empty_like(x1)
     if x1.dtype == np.float32:
         kernel = _gelu_tanh_f32 if approximate == "tanh" else _gelu_erf_f32
-        _split(kernel, x1.size, x1.size, x1, out)
+        _split(x1.size, x1.size, lambda lo, hi: (kernel, x1[lo:hi], out[lo:hi]))
     else:
-        _split(_gelu_f64, x1.size, x1.size, x1, approximate == "tanh", out)
+        _split(x1.size, x1.size, lambda lo, hi: (_gelu_f64, x1[lo:hi], approximate == "tanh",
+                                                 out[lo:hi]))
     return out.reshape(np.shape(x))
 
 
@@ -537,9 +556,10 @@ def gelu_backward(x, grad, approximate):
     out = np.empty_like(x1)
     if x1.dtype == np.float32:
         kernel = _gelu_tanh_bwd_f32 if approximate == "tanh" else _gelu_erf_bwd_f32
-        _split(kernel, x1.size, x1.size, x1, g1, out)
+        _split(x1.size, x1.size, lambda lo, hi: (kernel, x1[lo:hi], g1[lo:hi], out[lo:hi]))
     else:
-        _split(_gelu_bwd_f64, x1.size, x1.size, x1, g1, approximate == "tanh", out)
+        _split(x1.size, x1.size, lambda lo, hi: (_gelu_bwd_f64, x1[lo:hi], g1[lo:hi],
+                                                 approximate == "tanh", out[lo:hi]))
     return out.reshape(np.shape(x))
 
 
@@ -570,8 +590,8 @@ def embedding_backward(idx, grad, num_embeddings):
 
 
 @_kernel
-def _adamw(lo, hi, p, g, m, v, decay, b1, b2, step_size, inv_bc2_sqrt, eps):
-    for i in range(lo, hi):
+def _adamw(p, g, m, v, decay, b1, b2, step_size, inv_bc2_sqrt, eps):
+    for i in range(p.size):
         gi = g[i]
         mi = b1 * m[i] + (1 - b1) * gi
         vi = b2 * v[i] + (1 - b2) * gi * gi
@@ -587,7 +607,8 @@ def adamw_step(params, grads, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps, weig
             reference.adamw_step([p], [g], [m], [v], lr, beta1, beta2, eps, weight_decay, step)
             continue
         f = p.dtype.type
-        _split(_adamw, p.size, p.size, p.reshape(-1),
-               _c(np.asarray(g, dtype=p.dtype)).reshape(-1), m.reshape(-1), v.reshape(-1),
-               f(1 - lr * weight_decay), f(beta1), f(beta2), f(lr / (1 - beta1**step)),
-               f(1 / math.sqrt(1 - beta2**step)), f(eps))
+        p1, m1, v1 = p.reshape(-1), m.reshape(-1), v.reshape(-1)
+        g1 = _c(np.asarray(g, dtype=p.dtype)).reshape(-1)
+        scalars = (f(1 - lr * weight_decay), f(beta1), f(beta2), f(lr / (1 - beta1**step)),
+                   f(1 / math.sqrt(1 - beta2**step)), f(eps))
+        _split(p.size, p.size, _sliced(_adamw, (p1, g1, m1, v1), scalars))

@@ -7,8 +7,8 @@ Nothing spins: an OpenMP or OpenBLAS worker that busy-waits after its call steal
 from whatever runs next, and on a 2-core machine that was the difference between 50 and
 300+ ms per baby-GPT step under load (benchmarks/RESULTS.md).
 
-- `split(fn, n, *args)` runs fn(lo, hi, *args) over pieces of range(n), one per thread;
-  the Numba kernels release the GIL (nogil), so the pieces truly run at once.
+- `run(calls)` runs calls (fn, *args) at once, e.g. one Numba kernel per piece of rows
+  (`pieces(n)`); the kernels release the GIL (nogil), so the pieces truly run at once.
 - `one_blas_thread()` sets BLAS to one thread for a block and restores the host's setting
   after it, so that a product that minigrad splits is not split again by BLAS.
 """
@@ -64,12 +64,6 @@ def run(calls):
     finally:
         for job in pending:
             job.result()
-
-
-def split(fn, n, *args, parallel=True):
-    """fn(lo, hi, *args) over range(n): in THREADS pieces if `parallel`, else in one call."""
-    parts = THREADS if parallel and THREADS > 1 else 1
-    run([(fn, lo, hi, *args) for lo, hi in pieces(n, parts)])
 
 
 _blas = None
