@@ -40,7 +40,7 @@ _MIN_SPLIT_FLOPS = 16e6
 
 def _kernel(fn):
     """Compile a kernel: nopython, cached on disk, GIL released, our fastmath."""
-    return njit(nogil=True, cache=True, fastmath=_FM)(fn)
+    return njit(nogil=True, cache=True, fastmath=_FM, error_model="numpy")(fn)
 
 
 _compile_notice_due = True
@@ -510,7 +510,7 @@ def _gelu_tanh_bwd_f32(x, grad, out):
         out[i] = grad[i] * (c(0.5) * (c(1) + t) + c(0.5) * xi * (c(1) - t * t) * dinner)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _gelu_f64(x, use_tanh, out):
     for i in range(x.size):
         xi = x[i]
@@ -520,7 +520,7 @@ def _gelu_f64(x, use_tanh, out):
             out[i] = 0.5 * xi * (1.0 + math.erf(xi / math.sqrt(2)))
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _gelu_bwd_f64(x, grad, use_tanh, out):
     for i in range(x.size):
         xi = x[i]
@@ -567,7 +567,7 @@ def gelu_backward(x, grad, approximate):
 # embedding
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _embedding_bwd(idx, grad, dweight):
     # serial: repeated indices write the same row, and the work (N x D adds) is too small
     # for threads to pay
