@@ -1,4 +1,6 @@
-"""The `minigrad` command: `minigrad train`, `minigrad sample` (and `python -m minigrad`).
+"""The `minigrad` command: `minigrad train`, `sample`, `attention`, `export` (and
+`python -m minigrad`). Every `--ckpt` takes a checkpoint or a run directory (`--best`: its
+best/).
 
 Each subcommand is one `add_<name>_parser(subparsers)` function that declares its flags and
 sets `func`, the function that runs it and returns the exit status; adding a subcommand is
@@ -25,6 +27,7 @@ _TRAIN_HELP = {
     "n_head": "attention heads per block",
     "n_embd": "embedding width (divisible by --n-head)",
     "dropout": "dropout probability",
+    "bias": "add biases to Linear and LayerNorm layers (nanoGPT's default: none)",
     "pos_encoding": "learned position embeddings or the fixed sinusoidal table",
     "max_iters": "number of optimizer steps",
     "batch_size": "sequences per step",
@@ -45,29 +48,52 @@ _TRAIN_HELP = {
 _CHOICES = {"pos_encoding": ("learned", "sinusoidal")}
 
 
+def _parse_bool(text):
+    """nanoGPT's spelling of a switch's value: True/False (also 1/0, yes/no)."""
+    value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    if text.lower() not in value:
+        raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
+    return value[text.lower()]
+
+
+# nanoGPT's names for the flags whose minigrad name differs.
+_NANOGPT_NAMES = {"lr": "learning_rate"}
+
+
 def add_train_parser(subparsers):
-    """`minigrad train`: one flag per TrainConfig field."""
+    """`minigrad train`: one flag per TrainConfig field, dashed (--max-iters); nanoGPT's
+    underscore spellings (--max_iters, --learning_rate, --bias=False) are hidden aliases."""
     from minigrad.models.train import TrainConfig
 
     p = subparsers.add_parser(
         "train", help="train the character GPT",
         description="Train the character GPT (defaults: nanoGPT's CPU baby GPT on tiny "
-                    "Shakespeare, 2000 iterations).",
+                    "Shakespeare, 2000 iterations). nanoGPT's underscore spellings work too "
+                    "(--max_iters=2000, --n_layer=4, --learning_rate=1e-3, --bias=True).",
         epilog="exit status: 0 done; 2 bad input (corpus, settings, checkpoint, out-dir); "
                "3 the loss became NaN or Inf (training stops, the last good checkpoint "
                "is kept); 130 interrupted with Ctrl-C (checkpoint saved first).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
+        aliases = {"--" + f.name, "--" + _NANOGPT_NAMES.get(f.name, f.name)} - {flag}
+        hidden = dict(dest=f.name, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         if f.name == "progress":
             p.add_argument("--no-progress", dest="progress", action="store_false",
                            help="hide the progress bar")
-        elif isinstance(f.default, bool):
-            p.add_argument(flag, action="store_true", help=_TRAIN_HELP[f.name])
+            p.add_argument("--no_progress", action="store_false", **hidden)
+            continue
+        if isinstance(f.default, bool):  # --bias, or nanoGPT's --bias=True / --bias=False
+            p.add_argument(flag, nargs="?", const=True, default=f.default, type=_parse_bool,
+                           metavar="BOOL", help=_TRAIN_HELP[f.name])
+            for alias in sorted(aliases):
+                p.add_argument(alias, nargs="?", const=True, type=_parse_bool, **hidden)
         else:
             kind = int if f.default is None else type(f.default)
             p.add_argument(flag, type=kind, default=f.default, choices=_CHOICES.get(f.name),
                            help=_TRAIN_HELP[f.name])
+            for alias in sorted(aliases):
+                p.add_argument(alias, type=kind, choices=_CHOICES.get(f.name), **hidden)
     p.set_defaults(func=run_train)
 
 
@@ -92,27 +118,48 @@ def run_train(args):
 
 
 def add_sample_parser(subparsers):
-    """`minigrad sample`: generate text from a checkpoint."""
+    """`minigrad sample`: generate text from a checkpoint (nanoGPT's sample.py names work
+    too: --start, --max-new-tokens, a prompt "FILE:path")."""
     p = subparsers.add_parser(
         "sample", help="generate text from a checkpoint",
-        description="Generate text from a trained checkpoint, printing as it goes.",
+        description="Generate text from a trained checkpoint, printing each character as it "
+                    "is produced; the rate (tokens/s) goes to stderr at the end.",
+        epilog="exit status: 0 done; 2 bad input (checkpoint, prompt, settings), with nothing "
+               "written to stdout.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--ckpt", default="out/ckpt", help="checkpoint directory")
-    p.add_argument("--prompt", default="\n", help="text to continue")
-    p.add_argument("--num-chars", type=int, default=500, help="characters to generate")
+    _add_ckpt_arguments(p)
+    p.add_argument("--prompt", "--start", dest="prompt", default="\n",
+                   help="text to continue, or FILE:path to read it from a file (default: "
+                   "%(default)r)")
+    p.add_argument("--num-chars", "--max-new-tokens", dest="num_chars", type=int, default=500,
+                   help="characters to generate per sample")
+    p.add_argument("--num-samples", type=int, default=1, help="samples to generate")
     p.add_argument("--temperature", type=float, default=0.8,
                    help="divide the logits by this (< 1: more conservative)")
     p.add_argument("--top-k", type=int, default=None,
                    help="sample among the k most likely characters only")
     p.add_argument("--seed", type=int, default=1337, help="random seed")
+    p.add_argument("--no-cache", dest="use_cache", action="store_false",
+                   default=argparse.SUPPRESS, help="recompute the whole context at each "
+                   "step instead of keeping a key/value cache (same text, slower)")
     p.set_defaults(func=run_sample)
+
+
+def _add_ckpt_arguments(p):
+    """--ckpt (a checkpoint or run directory) and --best, as every command takes them."""
+    p.add_argument("--ckpt", default="out", help="checkpoint directory, or run directory "
+                   "(`minigrad train --out-dir`: its ckpt/)")
+    p.add_argument("--best", action="store_true",
+                   help="with a run directory: its best/ (lowest val loss), not ckpt/")
 
 
 def run_sample(args):
     """Run `minigrad sample`; returns the exit status."""
     from minigrad.models.sample import sample
 
-    sample(args.ckpt, args.prompt, args.num_chars, args.temperature, args.top_k, args.seed)
+    sample(args.ckpt, args.prompt, args.num_chars, args.temperature, args.top_k, args.seed,
+           num_samples=args.num_samples, best=args.best,
+           use_cache=getattr(args, "use_cache", True))
     return 0
 
 
@@ -127,7 +174,7 @@ def add_attention_parser(subparsers):
                     "--position, list the positions that position attends to most in each "
                     "head, with the score q.k/sqrt(d) and the weight.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--ckpt", default="out/ckpt", help="checkpoint directory")
+    _add_ckpt_arguments(p)
     p.add_argument("--text", required=True, help="the text to run through the model")
     p.add_argument("--out", default=None, help="PNG to write (default attn.png when no "
                    "--position is given)")
@@ -135,6 +182,51 @@ def add_attention_parser(subparsers):
                    help="query position to explain (negative counts from the end)")
     p.add_argument("--top", type=int, default=3, help="positions to list per head")
     p.set_defaults(func=attention_command)
+
+
+def add_export_parser(subparsers):
+    """`minigrad export RUN OUT_DIR`: nanoGPT's files for a run, to continue it in PyTorch."""
+    p = subparsers.add_parser(
+        "export", help="write nanoGPT's ckpt.pt, meta.pkl and data for a run (needs torch)",
+        description="Write what nanoGPT's sample.py and train.py --init_from=resume read: "
+                    "OUT_DIR/ckpt.pt (model, AdamW state, model_args, iter_num, "
+                    "best_val_loss, config), OUT_DIR/data/DATASET/ (meta.pkl, train.bin, "
+                    "val.bin) and a nanoGPT config file OUT_DIR/train_minigrad.py; then "
+                    "print the nanoGPT commands that continue the run. Needs PyTorch "
+                    "(pip install 'minigrad[torch]').",
+        epilog="exit status: 0 done; 2 bad input (no torch, a missing or corrupt run, an "
+               "existing ckpt.pt without --force), with nothing written.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run", metavar="RUN", help="run directory (its ckpt/) or checkpoint "
+                   "directory")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="directory to write nanoGPT's files to")
+    p.add_argument("--best", action="store_true",
+                   help="with a run directory: its best/ (lowest val loss), not ckpt/")
+    p.add_argument("--force", action="store_true", help="replace an existing OUT_DIR/ckpt.pt")
+    p.add_argument("--data", default=None, help="the run's corpus, if it has moved (default: "
+                   "the one the run names)")
+    p.add_argument("--dataset", default=None,
+                   help="nanoGPT's dataset name (default: minigrad_<corpus>)")
+    p.set_defaults(func=run_export)
+
+
+def run_export(args):
+    """Run `minigrad export`; returns the exit status."""
+    from minigrad.models.export import export
+
+    s = export(args.run, args.out_dir, best=args.best, force=args.force, data=args.data,
+               dataset=args.dataset)
+    print(f"wrote {s['ckpt']} (iter {s['iter_num']}, from {s['source']}), {s['config']} and "
+          f"{s['data_dir']}/ (meta.pkl, train.bin, val.bin)")
+    print("continue in nanoGPT (https://github.com/karpathy/nanoGPT), from its folder; it "
+          f"reads meta.pkl and the .bin files from data/{s['dataset']}/:")
+    for command in s["commands"]:
+        print("  " + command)
+    if s["iter_num"] >= s["max_iters"]:
+        print(f"(the run reached its max_iters {s['max_iters']}: raise --max_iters to train "
+              "further)")
+    print("on a CPU add --device=cpu --compile=False to sample.py and train.py")
+    return 0
 
 
 def build_parser():
@@ -145,6 +237,7 @@ def build_parser():
     add_train_parser(subparsers)
     add_sample_parser(subparsers)
     add_attention_parser(subparsers)
+    add_export_parser(subparsers)
     return parser
 
 

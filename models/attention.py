@@ -12,7 +12,7 @@ def attention_command(args):
     """Run `minigrad attention` (args: ckpt, text, out, position, top); returns the exit
     status. Without --position it writes the PNG grid (to --out, default attn.png); with
     --position it prints the text report (and writes the PNG only if --out is given)."""
-    model, tokenizer = model_from_checkpoint(args.ckpt)
+    model, tokenizer = model_from_checkpoint(args.ckpt, best=args.best)
     if not args.text:
         raise UserError("--text is empty")
     try:

@@ -24,7 +24,7 @@ import minigrad.functional as F
 from minigrad import nn, optim, random
 from minigrad.ops.embedding import ids_out_of_range
 
-__all__ = ["GPT", "GPTConfig", "sinusoidal_positions"]
+__all__ = ["GPT", "GPTConfig", "KVCache", "sinusoidal_positions"]
 
 POS_ENCODINGS = ("learned", "sinusoidal")
 
@@ -158,11 +158,7 @@ class GPT(nn.Module):
                              f"got {bad}")
 
         tok_emb = self.transformer.wte(ids)  # (B, T, C)
-        if self.pos_table is None:
-            pos_emb = self.transformer.wpe(np.arange(T))  # (T, C)
-        else:
-            pos_emb = self.pos_table[:T].astype(tok_emb.dtype, copy=False)  # (T, C)
-        x = self.transformer.drop(tok_emb + pos_emb)  # (B, T, C)
+        x = self.transformer.drop(tok_emb + self._positions(0, T, tok_emb.dtype))  # (B, T, C)
         for block in self.transformer.h:
             x = block(x)
         x = self.transformer.ln_f(x)
@@ -186,26 +182,63 @@ class GPT(nn.Module):
                   {"params": no_decay, "weight_decay": 0.0}]
         return optim.AdamW(groups, lr=learning_rate, betas=betas)
 
-    def stream(self, idx, max_new_tokens, temperature=1.0, top_k=None):
+    def _positions(self, start, T, dtype):
+        """Position embeddings (T, C) of the positions start .. start + T - 1."""
+        if self.pos_table is None:
+            return self.transformer.wpe(np.arange(start, start + T))  # (T, C)
+        return self.pos_table[start:start + T].astype(dtype, copy=False)  # (T, C)
+
+    def _cached_logits(self, ids, cache):
+        """Logits (B, vocab) ndarray of the last of `ids` (B, T), the ids that follow the
+        cache.length positions in `cache`; their keys and values are appended to it.
+
+        The same layers as forward, applied to the new positions only: a new query attends
+        to the cached keys and values of every earlier position and to its own. Call it
+        under no_grad; the cache holds arrays, never a graph.
+        """
+        B, T = ids.shape
+        start = cache.length
+        tok_emb = self.transformer.wte(ids)  # (B, T, C)
+        x = self.transformer.drop(tok_emb + self._positions(start, T, tok_emb.dtype))
+        for layer, block in enumerate(self.transformer.h):
+            x = x + _cached_attention(block.attn, block.ln_1(x), cache, layer)
+            x = x + block.mlp(block.ln_2(x))
+        cache.length += T
+        x = self.transformer.ln_f(x[:, -1:, :])  # only the last position is sampled from
+        return self.lm_head(x).data[:, -1, :]  # (B, vocab)
+
+    def stream(self, idx, max_new_tokens, temperature=1.0, top_k=None, use_cache=True):
         """Yield the next ids (B,) one step at a time: the generator behind `generate`,
         for callers that print as they go. See `generate` for the arguments."""
         if not temperature > 0.0:
             raise ValueError(f"generate: temperature must be > 0, got {temperature}")
         if top_k is not None and top_k < 1:
             raise ValueError(f"generate: top_k must be >= 1 or None, got {top_k}")
+        if max_new_tokens < 0:
+            raise ValueError(f"generate: max_new_tokens must be >= 0, got {max_new_tokens}")
         ids = np.asarray(idx.data if isinstance(idx, mg.Tensor) else idx)
         if ids.ndim != 2 or ids.shape[1] == 0:
             raise ValueError(f"generate: idx must have shape (B, T) with T >= 1, got {ids.shape}")
         ids = ids.astype(np.int64, copy=False)
         k = None if top_k is None else min(int(top_k), self.config.vocab_size)
+        block_size = self.config.block_size
         rng = random.generator()
+        cache = None
         for _ in range(max_new_tokens):
             # Crop the context: the model has positions for block_size tokens only. no_grad
             # around the forward only: a decorator would not cover a generator's body, and
             # holding it across `yield` would switch gradients off in the caller's code too.
             with mg.no_grad():
-                logits, _ = self(ids[:, -self.config.block_size:])
-            logits = logits.data[:, -1, :].astype(np.float64) / temperature  # (B, vocab)
+                if not use_cache or ids.shape[1] > block_size:
+                    # Past block_size the window slides: every id moves to the position
+                    # before, so every key and value changes and a cache cannot help.
+                    logits = self(ids[:, -block_size:])[0].data[:, -1, :]  # (B, vocab)
+                elif cache is None:
+                    cache = KVCache(self.config, ids.shape[0], self.transformer.wte.weight.dtype)
+                    logits = self._cached_logits(ids, cache)  # the whole prompt
+                else:
+                    logits = self._cached_logits(ids[:, -1:], cache)  # the newest id only
+            logits = logits.astype(np.float64) / temperature  # (B, vocab)
             if k is not None:
                 kth = np.partition(logits, -k, axis=-1)[:, -k:].min(axis=-1, keepdims=True)
                 logits = np.where(logits < kth, -np.inf, logits)
@@ -218,7 +251,7 @@ class GPT(nn.Module):
             ids = np.concatenate([ids, next_ids[:, None]], axis=1)
             yield next_ids
 
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, use_cache=True):
         """Continue idx (B, T) by max_new_tokens sampled ids; returns an int64 Tensor
         (B, T + max_new_tokens).
 
@@ -226,8 +259,52 @@ class GPT(nn.Module):
         temperature (> 0), keeps only the top_k most likely ids (None = all) and samples
         from the softmax with minigrad's seeded generator (mg.manual_seed). Runs without
         building a graph. Call model.eval() first if the model has dropout.
+
+        use_cache=True keeps every layer's keys and values (a KVCache), so each step runs
+        the newest id only instead of the whole context; it returns the same ids as
+        use_cache=False. Once the ids outgrow block_size the window slides, every id's
+        position changes at each step, and the whole window is run again (as without cache).
         """
         ids = np.asarray(idx.data if isinstance(idx, mg.Tensor) else idx)
-        new = list(self.stream(ids, max_new_tokens, temperature, top_k))
+        new = list(self.stream(ids, max_new_tokens, temperature, top_k, use_cache))
         out = np.concatenate([ids.astype(np.int64)] + [n[:, None] for n in new], axis=1)
         return mg.Tensor(out)
+
+
+class KVCache:
+    """The keys and values of every layer for the positions a generation has run so far.
+
+    keys[layer] and values[layer] are preallocated (B, n_head, block_size, head_size)
+    arrays, of which the first `length` positions are filled.
+    """
+
+    def __init__(self, config, batch_size, dtype):
+        shape = (batch_size, config.n_head, config.block_size, config.n_embd // config.n_head)
+        self.keys = [np.zeros(shape, dtype) for _ in range(config.n_layer)]
+        self.values = [np.zeros(shape, dtype) for _ in range(config.n_layer)]
+        self.length = 0
+
+
+def _cached_attention(attn, x, cache, layer):
+    """attn (a MultiHeadAttention) on x (B, T, C), the positions after cache.length: stores
+    their keys and values in the cache and attends to every position up to each query."""
+    B, T, C = x.shape
+    nh, hs = attn.num_heads, C // attn.num_heads
+    start, end = cache.length, cache.length + T
+    q, k, v = attn.c_attn(x).split(C, axis=2)
+    keys, values = cache.keys[layer], cache.values[layer]
+    keys[:, :, start:end] = k.data.reshape(B, T, nh, hs).transpose(0, 2, 1, 3)  # (B, nh, T, hs)
+    values[:, :, start:end] = v.data.reshape(B, T, nh, hs).transpose(0, 2, 1, 3)
+    q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+    # Query i is position start + i: it may see keys 0 .. start + i.
+    mask, causal = None, False
+    if start == 0:
+        causal = T > 1
+    elif T > 1:
+        mask = np.tril(np.ones((T, end), dtype=bool), k=start)  # (T, end)
+    dropout_p = attn.attn_dropout.p if attn.training else 0.0
+    y = F.scaled_dot_product_attention(q, mg.Tensor(keys[:, :, :end]),
+                                       mg.Tensor(values[:, :, :end]), mask,
+                                       is_causal=causal, dropout_p=dropout_p)  # (B, nh, T, hs)
+    y = y.transpose(1, 2).reshape(B, T, C)
+    return attn.resid_dropout(attn.c_proj(y))  # (B, T, C)

@@ -54,6 +54,7 @@ class TrainConfig:
     n_head: int = 4
     n_embd: int = 128
     dropout: float = 0.0
+    bias: bool = False  # biases in Linear and LayerNorm (nanoGPT's train.py: False)
     pos_encoding: str = "learned"
     # optimization
     max_iters: int = 2000
@@ -147,7 +148,7 @@ def _setup(cfg):
             model_config = GPTConfig(
                 vocab_size=tokenizer.vocab_size, block_size=cfg.block_size,
                 n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
-                dropout=cfg.dropout, pos_encoding=cfg.pos_encoding)
+                dropout=cfg.dropout, bias=cfg.bias, pos_encoding=cfg.pos_encoding)
         except ValueError as e:
             raise UserError(str(e)) from None
     try:

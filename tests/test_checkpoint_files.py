@@ -289,6 +289,9 @@ def test_loading_never_uses_pickle():
             for name in names:
                 if name.endswith(".py"):
                     text = open(os.path.join(folder, name), encoding="utf-8").read()
-                    for word in ("import pickle", "pickle.load", "np.load(", "torch.load(",
+                    for word in ("pickle.load", "Unpickler", "np.load(", "torch.load(",
                                  "allow_pickle=True"):
                         assert word not in text, f"{word} in {name}"
+                    # Only `minigrad export` writes a pickle (nanoGPT's meta.pkl), never reads.
+                    if (package, name) != ("models", "export.py"):
+                        assert "import pickle" not in text, f"import pickle in {name}"

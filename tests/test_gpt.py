@@ -210,5 +210,5 @@ def test_generate_builds_no_graph_and_leaves_grad_mode_alone():
         return original(idx, targets)
 
     model.forward = spy
-    model.generate(np.zeros((1, 1), dtype=np.int64), 3)
+    model.generate(np.zeros((1, 1), dtype=np.int64), 3, use_cache=False)
     assert calls == [False, False, False]
