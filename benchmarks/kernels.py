@@ -13,6 +13,7 @@ over its own threads instead), so the numpy matmul column here is single-threade
 """
 
 import argparse
+import itertools
 import math
 import statistics
 import time
@@ -240,6 +241,50 @@ def cases(B, T, C, nh, V, n_layer):
     }
 
 
+def cross_attention_cases(B, T, C, nh, V, n_layer, S=None):
+    """Yield (name, {impl: callable}) for the encoder-decoder's attention: cross-attention
+    with T queries over S != T keys and a key padding mask (B, 1, 1, S), the kernels and then
+    the whole fused op against the op-by-op composite (forward + backward, minigrad ops)."""
+    import minigrad as mg
+    import minigrad.functional as F
+
+    rng = np.random.default_rng(1)
+    S = S or T + T // 2
+    hs = C // nh
+
+    def rnd(*shape):
+        return rng.standard_normal(shape).astype(np.float32)
+
+    q, k, v, go = rnd(B, nh, T, hs), rnd(B, nh, S, hs), rnd(B, nh, S, hs), rnd(B, nh, T, hs)
+    lengths = rng.integers(S // 2, S + 1, size=B)
+    keep = np.arange(S)[None, None, None, :] < lengths[:, None, None, None]  # (B, 1, 1, S)
+    _, probs = reference.sdpa_forward(q, k, v, keep, False)
+    tmask = torch.from_numpy(keep) if torch is not None else None
+    yield f"sdpa cross padded ({B},{nh},{T}x{S},{hs})", {
+        "numba": lambda: fast.sdpa_forward(q, k, v, keep, False),
+        "numpy": lambda: reference.sdpa_forward(q, k, v, keep, False),
+        "torch": _torch(lambda a, b, c: tF.scaled_dot_product_attention(
+            a, b, c, attn_mask=tmask), q, k, v),
+    }
+    yield "sdpa cross padded backward", {
+        "numba": lambda: fast.sdpa_backward(q, k, v, probs, go),
+        "numpy": lambda: reference.sdpa_backward(q, k, v, probs, go),
+        "torch": None,
+    }
+
+    def op(fn):
+        def run():
+            tq, tk, tv = (mg.Tensor(a, requires_grad=True) for a in (q, k, v))
+            fn(tq, tk, tv, keep).backward(go)
+        return run
+
+    # numba column: the fused op (one node); numpy column: the composite (one node per step)
+    yield "op fwd+bwd: fused (numba col) vs composite (numpy col)", {
+        "numba": op(lambda a, b, c, m: F.scaled_dot_product_attention(a, b, c, attn_mask=m)),
+        "numpy": op(lambda a, b, c, m: F.attention_composite(a, b, c, m)),
+    }
+
+
 def _fmt(seconds):
     return "-" if seconds is None else f"{seconds * 1e3:.3f}"
 
@@ -248,6 +293,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="7 rounds instead of 21")
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--only-cross", action="store_true",
+                        help="only the encoder-decoder's cross-attention rows")
     args = parser.parse_args(argv)
     rounds = 7 if args.quick else 21
     if torch is not None:
@@ -258,7 +305,8 @@ def main(argv=None):
         print(f"### {shape_name} GPT {SHAPES[shape_name]}\n")
         print("| kernel | numba ms | numpy ms | torch ms | speedup |")
         print("| --- | ---: | ---: | ---: | ---: |")
-        for name, impls in cases(**SHAPES[shape_name]):
+        rows = [] if args.only_cross else cases(**SHAPES[shape_name])
+        for name, impls in itertools.chain(rows, cross_attention_cases(**SHAPES[shape_name])):
             t = bench(impls, rounds)
             print(f"| {name} | {_fmt(t['numba'])} | {_fmt(t['numpy'])} | "
                   f"{_fmt(t.get('torch'))} | {t['numpy'] / t['numba']:.2f}x |", flush=True)

@@ -1,6 +1,6 @@
-"""The `minigrad` command: `minigrad train`, `sample`, `attention`, `export` (and
-`python -m minigrad`). Every `--ckpt` takes a checkpoint or a run directory (`--best`: its
-best/).
+"""The `minigrad` command: `minigrad train`, `sample`, `attention`, `explore`, `export`,
+`seq2seq` (and `python -m minigrad`). Every `--ckpt` takes a checkpoint or a run directory
+(`--best`: its best/).
 
 Each subcommand is one `add_<name>_parser(subparsers)` function that declares its flags and
 sets `func`, the function that runs it and returns the exit status; adding a subcommand is
@@ -170,18 +170,43 @@ def add_attention_parser(subparsers):
     p = subparsers.add_parser(
         "attention", help="draw or list a checkpoint's attention for a text",
         description="Write a PNG grid of every layer's and head's attention map for TEXT "
-                    "(rows = layers, columns = heads, axes = its characters); with "
+                    "(rows = layers, columns = heads, axes = its characters; for an "
+                    "encoder-decoder checkpoint the cross-attention, source across and "
+                    "decoder input down, and the encoder's and decoder's self-attention "
+                    "in OUT-encoder.png and OUT-decoder.png); with "
                     "--position, list the positions that position attends to most in each "
                     "head, with the score q.k/sqrt(d) and the weight.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_ckpt_arguments(p)
-    p.add_argument("--text", required=True, help="the text to run through the model")
+    p.add_argument("--text", required=True, help="the text to run through the model (for "
+                   "an encoder-decoder checkpoint: the source)")
+    p.add_argument("--target", default=None, help="encoder-decoder only: the target to "
+                   "attend with (default: the model's greedy output)")
     p.add_argument("--out", default=None, help="PNG to write (default attn.png when no "
                    "--position is given)")
     p.add_argument("--position", type=int, default=None,
                    help="query position to explain (negative counts from the end)")
     p.add_argument("--top", type=int, default=3, help="positions to list per head")
     p.set_defaults(func=attention_command)
+
+
+def add_explore_parser(subparsers):
+    """`minigrad explore`: one forward and backward pass on a text, as an HTML page."""
+    from minigrad.models.explore import explore_command
+
+    p = subparsers.add_parser(
+        "explore", help="write an interactive page of a checkpoint's attention and gradients",
+        description="Run TEXT through the model once, backpropagate each position's "
+                    "next-character loss (and their mean), and write one self-contained HTML "
+                    "page (no network, no server): every block's and head's attention "
+                    "weights, scores and gradients, a loss picker and 'why this score'.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--ckpt", default="out/ckpt", help="checkpoint or run directory")
+    p.add_argument("--best", action="store_true",
+                   help="use the run directory's best checkpoint (best/) instead of ckpt/")
+    p.add_argument("--text", required=True, help="the text to run through the model")
+    p.add_argument("--out", default="explore.html", help="HTML file to write")
+    p.set_defaults(func=explore_command)
 
 
 def add_export_parser(subparsers):
@@ -229,15 +254,93 @@ def run_export(args):
     return 0
 
 
+_SEQ2SEQ_HELP = {
+    "task": "toy task: reverse, copy, sort or dates (Portuguese date -> ISO)",
+    "out_dir": "directory for ckpt/ and log.jsonl",
+    "resume": "continue from OUT_DIR/ckpt (model settings come from the checkpoint)",
+    "n_layer": "encoder layers (and as many decoder layers)",
+    "n_head": "attention heads per layer",
+    "n_embd": "embedding width (divisible by --n-head)",
+    "dropout": "dropout probability",
+    "pos_encoding": "the paper's fixed sinusoidal table or learned position embeddings",
+    "norm_first": "pre-LayerNorm blocks (default: post-LN, the paper's)",
+    "max_iters": "number of optimizer steps",
+    "batch_size": "examples per step",
+    "lr": "peak learning rate (AdamW)",
+    "min_lr": "learning rate at the end of the cosine decay",
+    "warmup_iters": "steps of linear warmup",
+    "weight_decay": "AdamW weight decay on matrices and embeddings",
+    "grad_clip": "clip the global gradient norm to this (0 = off)",
+    "eval_interval": "evaluate and checkpoint every this many steps",
+    "eval_subset": "held-out examples in each periodic exact match",
+    "eval_examples": "held-out examples in the final exact match",
+    "show": "held-out examples to print at the end",
+    "seed": "random seed (init, examples)",
+    "progress": "show the progress bar",
+}
+_SEQ2SEQ_CHOICES = {"pos_encoding": ("sinusoidal", "learned")}
+
+
+def add_seq2seq_parser(subparsers):
+    """`minigrad seq2seq`: one flag per Seq2SeqTrainConfig field."""
+    from minigrad.models.seq2seq_train import Seq2SeqTrainConfig
+
+    p = subparsers.add_parser(
+        "seq2seq", help="train the encoder-decoder Transformer on a toy task",
+        description="Train the encoder-decoder Transformer of 'Attention Is All You Need' on "
+                    "a character-level toy task generated on the fly, then print a few "
+                    "held-out examples and, as the last line, the exact match on the "
+                    "held-out set.",
+        epilog="exit status: 0 done; 2 bad input (task, settings, checkpoint, out-dir); "
+               "3 the loss became NaN or Inf; 130 interrupted with Ctrl-C (checkpoint "
+               "saved first).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for f in fields(Seq2SeqTrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "progress":
+            p.add_argument("--no-progress", dest="progress", action="store_false",
+                           help="hide the progress bar")
+        elif isinstance(f.default, bool):
+            p.add_argument(flag, action="store_true", help=_SEQ2SEQ_HELP[f.name])
+        else:
+            p.add_argument(flag, type=type(f.default), default=f.default,
+                           choices=_SEQ2SEQ_CHOICES.get(f.name), help=_SEQ2SEQ_HELP[f.name])
+    p.set_defaults(func=run_seq2seq)
+
+
+def run_seq2seq(args):
+    """Run `minigrad seq2seq`; returns the exit status."""
+    from minigrad.models.seq2seq_train import Seq2SeqTrainConfig, train_seq2seq
+
+    cfg = Seq2SeqTrainConfig(
+        **{f.name: getattr(args, f.name) for f in fields(Seq2SeqTrainConfig)})
+    s = train_seq2seq(cfg)
+    if s["interrupted"]:
+        print(f"interrupted at iter {s['iter']}: checkpoint saved to {cfg.out_dir}/ckpt "
+              "(continue with --resume)", file=sys.stderr)
+        return 130
+    print(f"done: {s['iter']} iters, {s['elapsed']:.1f} s ({s['steps']} steps in "
+          f"{s['train_seconds']:.1f} s this session), held-out loss {s['val_loss']:.4f}; "
+          f"checkpoint in {cfg.out_dir}/ckpt")
+    for src, tgt, pred in s["examples"]:
+        mark = "ok" if pred == tgt else f"WRONG, want {tgt!r}"
+        print(f"  {src!r} -> {pred!r} ({mark})")
+    print(f"exact match: {s['correct']}/{s['total']} ({100 * s['correct'] / s['total']:.1f}%)")
+    return 0
+
+
 def build_parser():
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
-        prog="minigrad", description="minigrad: train and sample a character GPT.")
+        prog="minigrad", description="minigrad: train and sample a character GPT; train and "
+                                    "study the encoder-decoder Transformer.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_train_parser(subparsers)
     add_sample_parser(subparsers)
     add_attention_parser(subparsers)
+    add_explore_parser(subparsers)
     add_export_parser(subparsers)
+    add_seq2seq_parser(subparsers)
     return parser
 
 

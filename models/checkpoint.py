@@ -26,6 +26,7 @@ import numpy as np
 from minigrad.models.data import CharTokenizer
 from minigrad.models.errors import UserError
 from minigrad.models.gpt import GPT, GPTConfig
+from minigrad.models.seq2seq import Seq2Seq, Seq2SeqConfig
 
 import minigrad as mg
 from minigrad import random
@@ -45,7 +46,7 @@ CONFIG_FILE = "config.json"
 _CONFIG_KEYS = ("format_version", "checkpoint_id", "sha256", "model", "vocab")
 # The model kinds a checkpoint may hold: kind -> (config dataclass, model class). A
 # config.json without "kind" holds a GPT (checkpoints written before there were two).
-MODEL_KINDS = {"gpt": (GPTConfig, GPT)}
+MODEL_KINDS = {"gpt": (GPTConfig, GPT), "seq2seq": (Seq2SeqConfig, Seq2Seq)}
 
 
 def register_model_kind(kind, config_class, model_class):

@@ -94,3 +94,15 @@ def test_06_attention_backward_by_hand(capsys):
     assert "hand-written backward equals autograd" in out
     diffs = [float(m) for m in re.findall(r"max \|hand - autograd\| = (\S+)", out)]
     assert len(diffs) == 10 and max(diffs) < 1e-12
+
+
+def test_07_encoder_decoder(capsys, tmp_path):
+    status, out = run("07_encoder_decoder", capsys, "--out", str(tmp_path))
+    assert status == 0
+    for label in ("encoder layer 0 self-attention", "decoder layer 0 causal self-attention",
+                  "decoder layer 1 cross-attention"):
+        assert label in out
+    assert "target causal: PASSED" in out and "source: PASSED" in out
+    assert re.search(r"exact match on held-out strings: \d+/200", out)
+    assert re.search(r"\d+ of 10 steps read the mirrored position", out)
+    assert (tmp_path / "seq2seq_cross_attention.png").read_bytes()[:4] == b"\x89PNG"

@@ -2,7 +2,8 @@
 
 `reference.py` is plain NumPy: the readable specification of every kernel. `fast.py` has the
 same functions, signature for signature, compiled with Numba. The environment variable
-`MINIGRAD_BACKEND=numpy|numba` picks one when minigrad is imported (numba by default).
+`MINIGRAD_BACKEND=numpy|numba` picks one when minigrad is imported (numba by default);
+`use_backend(name)` switches at run time, e.g. in tests that compare the two.
 
 Ops call kernels through this module (`kernels.K.softmax(x)`), never by importing a backend
 directly, so that switching backends switches every op.
@@ -29,6 +30,9 @@ class _Backend:
     """Holds the active kernel module; `K.softmax` forwards to it."""
 
     def __init__(self, name):
+        self.use(name)
+
+    def use(self, name):
         self.name = name
         self.module = _load(name)
 
@@ -37,6 +41,11 @@ class _Backend:
 
 
 K = _Backend(os.environ.get("MINIGRAD_BACKEND", "numba"))
+
+
+def use_backend(name):
+    """Switch every op to the kernels of backend `name` ('numpy' or 'numba')."""
+    K.use(name)
 
 
 def backend():

@@ -224,21 +224,25 @@ def softmax_backward(y, grad):
 
 
 @_kernel
-def _attn_softmax(scores, mask, has_mask, is_causal, scale):
-    # scores (BH, T, S) -> probs in place: scale, mask, causal mask and softmax in one pass
+def _attn_softmax(scores, mask, head0, heads_per_mask, has_mask, is_causal, scale):
+    # scores (heads, T, S), heads head0, head0 + 1, ... of all BH -> probs in place: scale,
+    # mask, causal mask and softmax in one pass.
+    # mask (M, Tm, S): M = 1 (shared), a divisor of BH (one per batch entry, shared by its
+    # heads_per_mask = BH / M heads, e.g. key padding) or BH; Tm = T, or 1 (one row for
+    # every query).
     T, S = scores.shape[1], scores.shape[2]
     zero, one = scores.dtype.type(0), scores.dtype.type(1)
-    per_head_mask = mask.shape[0] > 1  # else one (1, T, S) mask shared by every head
+    mask_rows = mask.shape[1] > 1
     for r in range(scores.shape[0] * T):  # one (head, query) row each
         b, i = r // T, r % T
-        mb = b if per_head_mask else 0
+        mb, mi = (head0 + b) // heads_per_mask, i if mask_rows else 0
         row = scores[b, i]  # (S,)
         jmax = min(i + 1, S) if is_causal else S  # keys j >= jmax are masked out
-        m = -np.inf
+        m = scores.dtype.type(-np.inf)  # (a float64 -inf would make every exp float64)
         for j in range(jmax):
             x = row[j] * scale
             if has_mask:
-                x += mask[mb, i, j]
+                x += mask[mb, mi, j]
             row[j] = x
             m = max(m, x)
         if m == -np.inf:  # a fully masked row: zero probabilities, no NaN
@@ -268,6 +272,22 @@ def _attn_softmax_backward(probs, dprobs, scale):
             dprobs[b, i, j] = probs[b, i, j] * (dprobs[b, i, j] - dot) * scale
 
 
+def _mask3(add, lead, T, S):
+    """An additive mask broadcastable to lead + (T, S) as the (M, Tm, S) array that
+    _attn_softmax reads, without repeating what it shares: M = 1 when it is the same for
+    every batch entry and head, M = the product of its leading dims when it varies only on
+    the first ones (a key padding mask (B, 1, 1, S): one row per batch entry), else one
+    slab per head; Tm = 1 when every query has the same row."""
+    add = add.reshape((1,) * (len(lead) + 2 - add.ndim) + add.shape)
+    Tm = T if add.shape[-2] > 1 else 1
+    varies = [i for i, n in enumerate(add.shape[:-2]) if n > 1]
+    n_lead = varies[-1] + 1 if varies else 0  # leading axes up to the last that varies
+    if any(add.shape[i] != lead[i] for i in range(n_lead)):  # e.g. (1, nh, ...): per head
+        n_lead = len(lead)
+    shape = lead[:n_lead] + (1,) * (len(lead) - n_lead) + (Tm, S)
+    return _c(np.broadcast_to(add, shape)).reshape(-1, Tm, S)
+
+
 def sdpa_forward(q, k, v, mask, is_causal):
     """Scaled dot-product attention: softmax(q @ k^T / sqrt(d) + mask) @ v; (out, probs).
 
@@ -280,19 +300,12 @@ def sdpa_forward(q, k, v, mask, is_causal):
     # them in place (each (T, d) slab has unit stride along d), so they are not copied.
     probs = matmul(q, np.swapaxes(k, -1, -2))  # (..., T, S) scores, then probs in place
     probs3 = probs.reshape(-1, T, S)  # (BH, T, S), a view: matmul's output is contiguous
-    if mask is None:
-        m3 = np.zeros((1, 1, 1), dt)
-    else:
-        add = _additive_mask(mask, dt)
-        if add.ndim <= 2 or add.size == add.shape[-2] * add.shape[-1]:
-            m3 = _c(np.broadcast_to(add.reshape(add.shape[-2:]), (T, S))).reshape(1, T, S)
-        else:  # a mask that differs across batch or heads: one (T, S) slab per head
-            m3 = _c(np.broadcast_to(add, lead + (T, S))).reshape(probs3.shape[0], T, S)
+    m3 = np.zeros((1, 1, 1), dt) if mask is None else _mask3(_additive_mask(mask, dt), lead, T, S)
     scale = dt.type(1.0 / math.sqrt(q.shape[-1]))
-    per_head = m3.shape[0] > 1
+    heads_per_mask = probs3.shape[0] // m3.shape[0]
 
     def call(lo, hi):  # heads lo:hi
-        return (_attn_softmax, probs3[lo:hi], m3[lo:hi] if per_head else m3, mask is not None,
+        return (_attn_softmax, probs3[lo:hi], m3, lo, heads_per_mask, mask is not None,
                 bool(is_causal), scale)
 
     _split(probs3.size, probs3.shape[0], call)

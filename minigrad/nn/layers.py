@@ -129,10 +129,12 @@ class ReLU(Module):
 
 
 def _attention_probs(q, k, attn_mask, causal):
-    """softmax(q k^T / sqrt(hs) + mask) as an ndarray, the same math as
-    F.scaled_dot_product_attention; masked entries are exactly 0 (a fully masked row is 0)."""
+    """(scores q k^T / sqrt(hs), softmax(scores + mask)) as ndarrays (B, nh, T, S), the same
+    math as F.scaled_dot_product_attention; masked entries of the probabilities are exactly
+    0 (a fully masked row is 0)."""
     T, S = q.shape[-2], k.shape[-2]
-    scores = q @ np.swapaxes(k, -1, -2) * (1.0 / math.sqrt(q.shape[-1]))  # (B, nh, T, S)
+    raw = q @ np.swapaxes(k, -1, -2) * (1.0 / math.sqrt(q.shape[-1]))  # (B, nh, T, S)
+    scores = raw
     if causal:
         scores = np.where(np.tril(np.ones((T, S), dtype=bool)), scores, -np.inf)
     if attn_mask is not None:
@@ -141,28 +143,68 @@ def _attention_probs(q, k, attn_mask, causal):
     top = scores.max(axis=-1, keepdims=True)
     exp = np.exp(scores - np.where(np.isfinite(top), top, 0.0))
     total = exp.sum(axis=-1, keepdims=True)
-    return np.divide(exp, total, out=np.zeros_like(exp), where=total > 0)
+    return raw, np.divide(exp, total, out=np.zeros_like(exp), where=total > 0)
+
+
+def _merge_masks(attn_mask, key_padding_mask, B, S, dtype):
+    """One SDPA mask from attn_mask (bool, True = may attend, or additive float) and
+    key_padding_mask (bool (B, S), True = padding): None, a bool mask or an additive one,
+    broadcastable to (B, nh, T, S)."""
+    if attn_mask is not None:
+        attn_mask = np.asarray(attn_mask.data if hasattr(attn_mask, "data") else attn_mask)
+    if key_padding_mask is None:
+        return attn_mask
+    pad = np.asarray(key_padding_mask.data if hasattr(key_padding_mask, "data")
+                     else key_padding_mask)
+    if pad.dtype != bool or pad.shape != (B, S):
+        raise ValueError(f"MultiHeadAttention: key_padding_mask must be bool (B, S) = "
+                         f"{(B, S)}, got {pad.dtype} {pad.shape}")
+    if not pad.any():
+        return attn_mask  # nothing is padded: keep the unmasked (faster) path
+    keep = ~pad[:, None, None, :]  # (B, 1, 1, S), True = may attend
+    if attn_mask is None:
+        return keep
+    if attn_mask.dtype == bool:
+        return keep & attn_mask
+    return np.where(keep, attn_mask.astype(dtype, copy=False), -np.inf).astype(dtype)
 
 
 class MultiHeadAttention(Module):
-    """Multi-head self-attention laid out as nanoGPT's CausalSelfAttention.
+    """Multi-head attention: self-attention laid out as nanoGPT's CausalSelfAttention, or
+    cross-attention (queries from x, keys and values from a context, as the decoder of
+    "Attention Is All You Need" reads the encoder's output).
 
-    c_attn projects x (B, T, C) to q, k, v at once (weight (3C, C)); c_proj projects the
-    concatenated heads back (weight (C, C)). Dropout is applied to the attention
-    probabilities (inside scaled_dot_product_attention) and to the output (resid_dropout).
-    causal=True lets position t attend to positions <= t only; attn_mask (bool, True = may
-    attend, or additive float, broadcastable to (B, nh, T, T)) further restricts it.
+    Self-attention: c_attn projects x (B, T, C) to q, k, v at once (weight (3C, C)).
+    Cross-attention (cross=True): q_proj projects x (weight (C, C)) and kv_proj the context
+    (B, S, C) to k, v (weight (2C, C), keys first). Both: c_proj projects the concatenated
+    heads back (weight (C, C)). Dropout is applied to the attention probabilities (inside
+    scaled_dot_product_attention) and to the output (resid_dropout).
+
+    causal=True (self-attention only) lets position t attend to positions <= t only;
+    attn_mask (bool, True = may attend, or additive float, broadcastable to (B, nh, T, S))
+    further restricts it; key_padding_mask (bool (B, S), True = padding, PyTorch's
+    convention) keeps every query from the padded keys, which then get exactly zero
+    gradient.
 
     Set `need_weights = True` to keep the last attention probabilities in `attn_weights`,
-    an ndarray (B, nh, T, T), for study.
+    an ndarray (B, nh, T, S) (S = T for self-attention), and the scores q.k / sqrt(hs)
+    before masking in `attn_scores` (same shape), for study.
     """
 
-    def __init__(self, embed_dim, num_heads, bias=True, dropout=0.0, causal=False):
+    def __init__(self, embed_dim, num_heads, bias=True, dropout=0.0, causal=False,
+                 cross=False):
         super().__init__()
         if num_heads <= 0 or embed_dim % num_heads != 0:
             raise ValueError(f"MultiHeadAttention: embed_dim={embed_dim} must be divisible "
                              f"by num_heads={num_heads}")
-        self.c_attn = Linear(embed_dim, 3 * embed_dim, bias=bias)
+        if causal and cross:
+            raise ValueError("MultiHeadAttention: causal=True needs self-attention; "
+                             "cross-attention (cross=True) sees the whole context")
+        if cross:
+            self.q_proj = Linear(embed_dim, embed_dim, bias=bias)
+            self.kv_proj = Linear(embed_dim, 2 * embed_dim, bias=bias)
+        else:
+            self.c_attn = Linear(embed_dim, 3 * embed_dim, bias=bias)
         self.c_proj = Linear(embed_dim, embed_dim, bias=bias)
         self.attn_dropout = Dropout(dropout)
         self.resid_dropout = Dropout(dropout)
@@ -170,32 +212,60 @@ class MultiHeadAttention(Module):
         self.num_heads = num_heads
         self.dropout = dropout
         self.causal = causal
+        self.cross = cross
         self.need_weights = False
         self.attn_weights = None
+        self.attn_scores = None
 
-    def forward(self, x, attn_mask=None):
-        if x.ndim != 3 or x.shape[-1] != self.embed_dim:
-            raise ValueError(f"MultiHeadAttention({self.extra_repr()}): expected input "
-                             f"(B, T, {self.embed_dim}), got shape {tuple(x.shape)}")
+    def _check(self, name, t, want):
+        if t.ndim != 3 or t.shape[-1] != self.embed_dim:
+            raise ValueError(f"MultiHeadAttention({self.extra_repr()}): expected {name} "
+                             f"({want}, {self.embed_dim}), got shape {tuple(t.shape)}")
+
+    def forward(self, x, context=None, attn_mask=None, key_padding_mask=None):
+        self._check("input", x, "B, T")
         B, T, C = x.shape  # batch size, sequence length, embedding dim (n_embd)
         nh, hs = self.num_heads, C // self.num_heads
-
-        # q, k, v for all heads in one matmul, then move the head axis forward
-        q, k, v = self.c_attn(x).split(C, axis=2)
+        if self.cross:
+            if context is None:
+                raise ValueError("MultiHeadAttention(cross=True): forward needs a context "
+                                 "(B, S, C) to attend to")
+            self._check("context", context, "B, S")
+            if context.shape[0] != B:
+                raise ValueError(f"MultiHeadAttention: input batch {B} and context batch "
+                                 f"{context.shape[0]} differ")
+            S = context.shape[1]
+            q = self.q_proj(x)  # (B, T, C)
+            k, v = self.kv_proj(context).split(C, axis=2)  # (B, S, C) each
+        else:
+            if context is not None:
+                raise ValueError("MultiHeadAttention: a context is for cross-attention; "
+                                 "build the layer with cross=True")
+            S = T
+            # q, k, v for all heads in one matmul
+            q, k, v = self.c_attn(x).split(C, axis=2)
+        # move the head axis forward
         q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, S, nh, hs).transpose(1, 2)  # (B, nh, S, hs)
+        v = v.view(B, S, nh, hs).transpose(1, 2)  # (B, nh, S, hs)
+        mask = _merge_masks(attn_mask, key_padding_mask, B, S, q.dtype)
 
         if self.need_weights:
             # For study only: an extra, graph-free pass, so that training always takes the
             # (fused) attention path below and the stored weights are the pre-dropout probs.
-            self.attn_weights = _attention_probs(q.data, k.data, attn_mask, self.causal)
+            self.attn_scores, self.attn_weights = _attention_probs(q.data, k.data, mask,
+                                                                   self.causal)
         dropout_p = self.attn_dropout.p if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask, is_causal=self.causal,
+        y = F.scaled_dot_product_attention(q, k, v, mask, is_causal=self.causal,
                                            dropout_p=dropout_p)  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, C)  # re-assemble all head outputs side by side
         return self.resid_dropout(self.c_proj(y))  # (B, T, C)
 
+    @property
+    def kind(self):
+        """"cross", "causal self" or "self": which attention this layer computes."""
+        return "cross" if self.cross else "causal self" if self.causal else "self"
+
     def extra_repr(self):
         return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, "
-                f"dropout={self.dropout}, causal={self.causal}")
+                f"dropout={self.dropout}, causal={self.causal}, cross={self.cross}")

@@ -67,11 +67,14 @@ def _ids_model_as_fn(model, T, context, rng):
     those leaves, so that a gradient reaches each position of each input."""
     tables = [m for m in model.modules() if isinstance(m, Embedding)]
     vocab = min(m.num_embeddings for m in tables)
-    ids = {"input": rng.integers(0, vocab, size=(1, T))}
+    # A padding id would be masked out (the encoder-decoder's config.pad_id): never drawn.
+    pad = getattr(getattr(model, "config", None), "pad_id", None)
+    choices = np.array([i for i in range(vocab) if i != pad])
+    ids = {"input": rng.choice(choices, size=(1, T))}
     if context is not None:
-        ids["context"] = rng.integers(0, vocab, size=(1, context))
+        ids["context"] = rng.choice(choices, size=(1, context))
         while ids["context"].shape == ids["input"].shape and np.array_equal(*ids.values()):
-            ids["context"] = rng.integers(0, vocab, size=(1, context))
+            ids["context"] = rng.choice(choices, size=(1, context))
     leaves = {}
 
     def swap(module, args, out):

@@ -8,6 +8,7 @@ import pkgutil
 import numpy as np
 
 from minigrad.autograd import Function, Node
+from minigrad.nn import MultiHeadAttention
 from minigrad.tensor import Tensor
 from minigrad.viz._format import shape_text
 
@@ -38,6 +39,34 @@ def function_classes(package):
     return found
 
 
+# What each kind of MultiHeadAttention computes, and where its backward sends the gradient.
+_ATTENTION_KINDS = {
+    "self": ("self-attention: Q, K and V all come from the input x (B, T, C) through c_attn; "
+             "every position may attend to every position (except padded keys).",
+             "dx collects dQ, dK and dV through c_attn: each position's input gets gradient "
+             "from its own query and from every query that reads its key and value."),
+    "causal self": ("causal self-attention (a decoder's): Q, K and V from x (B, T, C) "
+                    "through c_attn; position t attends to positions <= t only.",
+                    "the masked probabilities are exactly 0, so dx[s] gets nothing from any "
+                    "output t < s: no output sees a later input (viz.check_causal)."),
+    "cross": ("cross-attention (encoder-decoder attention): Q from x, the decoder's stream "
+              "(B, T, C), through q_proj; K and V from the context, the encoder's output "
+              "(B, S, C), through kv_proj; weights (B, nh, T, S).",
+              "dx = dQ W_q; dcontext = dK W_k + dV W_v: the gradient leaves the decoder "
+              "through its queries and enters the encoder through every unpadded source "
+              "position's key and value (viz.check_decoder)."),
+}
+
+
+def _explain_attention(module):
+    what, grad = _ATTENTION_KINDS[module.kind]
+    nh, C = module.num_heads, module.embed_dim
+    return "\n".join([f"MultiHeadAttention ({module.kind}, {nh} heads of {C // nh}): {what}",
+                      f"  backward: {grad}",
+                      "  inside:   one ScaledDotProductAttention node (explain("
+                      "'ScaledDotProductAttention')), between the projections."])
+
+
 def explanation_of(cls):
     """(words, rule, saves) from a Function's own docstring: the text before its
     `backward:` line, that line and its `saves:` line (continuation lines indented); None
@@ -63,12 +92,15 @@ def explain(op_or_node):
     """How an op's backward works: in words, in symbols, and what forward saved.
 
     Takes an op (a Function class or its name, e.g. "Softmax"), a recorded node
-    (`t.grad_fn`) or a tensor (its grad_fn). For a node it adds the actual output and input
-    shapes and the names and shapes of what it saved (call it before backward, which
-    frees them). An op whose docstring has no `backward:` line shows its backward's source.
-    Returns the text.
+    (`t.grad_fn`), a tensor (its grad_fn) or a MultiHeadAttention layer (what its kind,
+    self, causal self or cross, computes and where its gradient goes). For a node it adds
+    the actual output and input shapes and the names and shapes of what it saved (call it
+    before backward, which frees them). An op whose docstring has no `backward:` line shows its
+    backward's source. Returns the text.
     """
     node = None
+    if isinstance(op_or_node, MultiHeadAttention):
+        return _explain_attention(op_or_node)
     if isinstance(op_or_node, Tensor):
         if op_or_node.grad_fn is None:
             return f"a leaf tensor of shape {shape_text(op_or_node.shape)}: no op made it"

@@ -77,23 +77,32 @@ class Trace:
                          f"{shape_text(r['shape']):<20} {r['norm']:>10.4g}  {heads}")
         return "\n".join(lines)
 
-    def attention_table(self):
+    def attention_table(self, labels=None):
         """One line per attention block and head: |dL/dV|, |dL/dP|, |dL/dS|, |dL/dQ|, |dL/dK|.
 
-        The order is the backward's: V and P first (the output is P V), then the scores S
-        (through the softmax), then Q and K (through S = Q K^T / sqrt(d)).
+        The columns follow the backward: V and P first (the output is P V), then the scores
+        S (through the softmax), then Q and K (through S = Q K^T / sqrt(d)). The blocks are
+        in the order they ran; `labels` names them (e.g. `viz.attention_labels(model)`:
+        "encoder layer 0 self-attention", "decoder layer 0 cross-attention", ...), else
+        they are numbered.
         """
         cols = (("v", "dL/dV"), ("probs", "dL/dP"), ("scores", "dL/dS"), ("q", "dL/dQ"),
                 ("k", "dL/dK"))
         n_blocks = len(self.grads.get("probs", ()))
-        lines = [f"{'block':>5} {'head':>4}  " + "  ".join(f"{name:>9}" for _, name in cols)]
+        if labels is not None and len(labels) != n_blocks:
+            raise ValueError(f"attention_table: {len(labels)} labels for {n_blocks} "
+                             "attention blocks")
+        names = [str(b) for b in range(n_blocks)] if labels is None else list(labels)
+        width = max([5] + [len(n) for n in names])
+        lines = [f"{'block':<{width}} {'head':>4}  " +
+                 "  ".join(f"{name:>9}" for _, name in cols)]
         for b in range(n_blocks):
             per = {lab: self._head_norms(self.grads[lab][b]) for lab, _ in cols
                    if lab in self.grads}
             for h in range(len(per["probs"])):
                 cells = "  ".join(f"{per[lab][h]:>9.4g}" if lab in per else f"{'-':>9}"
                                   for lab, _ in cols)
-                lines.append(f"{b:>5} {h:>4}  {cells}")
+                lines.append(f"{names[b]:<{width}} {h:>4}  {cells}")
         return "\n".join(lines)
 
     @staticmethod
