@@ -141,10 +141,10 @@ def cases(B, T, C, nh, V, n_layer):
 
     # causal attention
     q, k, v, go = rnd(B, nh, T, hs), rnd(B, nh, T, hs), rnd(B, nh, T, hs), rnd(B, nh, T, hs)
-    _, probs = reference.sdpa_forward(q, k, v, None, True, None)
+    _, probs = reference.sdpa_forward(q, k, v, None, True)
     yield f"sdpa causal ({B},{nh},{T},{hs})", {
-        "numba": lambda: fast.sdpa_forward(q, k, v, None, True, None),
-        "numpy": lambda: reference.sdpa_forward(q, k, v, None, True, None),
+        "numba": lambda: fast.sdpa_forward(q, k, v, None, True),
+        "numpy": lambda: reference.sdpa_forward(q, k, v, None, True),
         "torch": _torch(
             lambda a, b, c: tF.scaled_dot_product_attention(a, b, c, is_causal=True), q, k, v),
     }
@@ -154,8 +154,8 @@ def cases(B, T, C, nh, V, n_layer):
         tb = _torch_bwd(tF.scaled_dot_product_attention(tq, tk, tv, is_causal=True),
                         (tq, tk, tv), go)
     yield "sdpa_backward", {
-        "numba": lambda: fast.sdpa_backward(q, k, v, probs, go, None),
-        "numpy": lambda: reference.sdpa_backward(q, k, v, probs, go, None),
+        "numba": lambda: fast.sdpa_backward(q, k, v, probs, go),
+        "numpy": lambda: reference.sdpa_backward(q, k, v, probs, go),
         "torch": tb,
     }
 
@@ -258,17 +258,17 @@ def cross_attention_cases(B, T, C, nh, V, n_layer, S=None):
     q, k, v, go = rnd(B, nh, T, hs), rnd(B, nh, S, hs), rnd(B, nh, S, hs), rnd(B, nh, T, hs)
     lengths = rng.integers(S // 2, S + 1, size=B)
     keep = np.arange(S)[None, None, None, :] < lengths[:, None, None, None]  # (B, 1, 1, S)
-    _, probs = reference.sdpa_forward(q, k, v, keep, False, None)
+    _, probs = reference.sdpa_forward(q, k, v, keep, False)
     tmask = torch.from_numpy(keep) if torch is not None else None
     yield f"sdpa cross padded ({B},{nh},{T}x{S},{hs})", {
-        "numba": lambda: fast.sdpa_forward(q, k, v, keep, False, None),
-        "numpy": lambda: reference.sdpa_forward(q, k, v, keep, False, None),
+        "numba": lambda: fast.sdpa_forward(q, k, v, keep, False),
+        "numpy": lambda: reference.sdpa_forward(q, k, v, keep, False),
         "torch": _torch(lambda a, b, c: tF.scaled_dot_product_attention(
             a, b, c, attn_mask=tmask), q, k, v),
     }
     yield "sdpa cross padded backward", {
-        "numba": lambda: fast.sdpa_backward(q, k, v, probs, go, None),
-        "numpy": lambda: reference.sdpa_backward(q, k, v, probs, go, None),
+        "numba": lambda: fast.sdpa_backward(q, k, v, probs, go),
+        "numpy": lambda: reference.sdpa_backward(q, k, v, probs, go),
         "torch": None,
     }
 

@@ -1,254 +1,213 @@
-"""Training-step speed of minigrad against PyTorch eager, in interleaved rounds.
+"""minigrad against PyTorch eager, fairly: every measurement in a fresh process of its own.
 
-    python -m benchmarks.step                     # baby GPT, 7 rounds
-    python -m benchmarks.step --config medium --rounds 5
-    python -m benchmarks.step --memory --cold     # also peak RSS and cold start
+    python -m benchmarks.step                                  # step, eval, cold, hosted
+    python -m benchmarks.step --rows step --configs baby --rounds 7
+    python -m benchmarks.step --rows train --eval-iters 20,200 --train-rounds 1
+    python -m benchmarks.step --rows rss
 
-One step = forward, backward, clip_grad_norm_(1.0), AdamW step, zero_grad, on the same
-batches and the same initial weights for both frameworks. Each round times `--steps` steps
-of minigrad and then of PyTorch (the order alternates between rounds), so that a noisy
-machine slows both alike; the result is the median over rounds of the per-round ratio.
+This process imports neither framework. Each round starts one process per framework (the
+order alternates between rounds, so that a noisy machine slows both alike) and the output
+gives every round and the median of the per-round ratios minigrad / PyTorch. PyTorch runs
+with its default threads in a process that never imported minigrad, except in the
+`hosted` row, which measures exactly that on purpose.
+
+Rows:
+- step: ms per training step (forward, backward, clip 1.0, AdamW, zero_grad), median of
+  --steps steps after --warmup, same batches, per --configs;
+- eval: ms per evaluation batch (forward and loss under no_grad), per --configs;
+- train: wall seconds of the whole default `minigrad train` against
+  benchmarks/train_torch_reference.py (same settings), at each --eval-iters; also their
+  peak RSS;
+- rss: peak RSS of a default `minigrad train` (its first 250 iterations: the first
+  evaluation, checkpoint and loss plot included) and of the PyTorch reference;
+- cold: seconds from launching a process to its first finished training step, with an
+  empty Numba cache and then with the cache that run filled;
+- hosted: PyTorch's step time in a process that imported minigrad and ran two minigrad
+  steps, divided by the same in a plain process.
 """
 
 import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
-import numpy as np
-from minigrad.models.data import CharDataset, load_text
-from minigrad.models.gpt import GPT, GPTConfig
+from benchmarks.common import CONFIGS
 
-import minigrad as mg
-from minigrad import optim
-
-CONFIGS = {
-    # nanoGPT's shakespeare_char "baby GPT" on the CPU, and a medium model.
-    "baby": dict(batch_size=12, block_size=64, n_layer=4, n_head=4, n_embd=128),
-    "medium": dict(batch_size=8, block_size=256, n_layer=6, n_head=6, n_embd=384),
-}
-LR, BETAS, WEIGHT_DECAY, CLIP = 1e-3, (0.9, 0.99), 0.1, 1.0
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROWS = ("step", "eval", "train", "rss", "cold", "hosted")
 
 
-def _batches(config, n, seed=0):
-    data = CharDataset(load_text("shakespeare"))
-    rng = np.random.default_rng(seed)
-    return [data.get_batch("train", config["batch_size"], config["block_size"], rng)
-            for _ in range(n)]
-
-
-def _minigrad_model(config):
-    mg.manual_seed(0)
-    gpt = GPT(GPTConfig(vocab_size=65, block_size=config["block_size"],
-                        n_layer=config["n_layer"], n_head=config["n_head"],
-                        n_embd=config["n_embd"]))
-    return gpt, gpt.configure_optimizers(WEIGHT_DECAY, LR, BETAS)
-
-
-def _minigrad_step(model, optimizer, params, x, y):
-    _, loss = model(x, y)
-    loss.backward()
-    optim.clip_grad_norm_(params, CLIP)
-    optimizer.step()
-    optimizer.zero_grad()
-    return loss.item()
-
-
-def _torch_model(gpt):
-    import torch
-
-    from tests.torch_gpt import TorchGPT
-
-    c = gpt.config
-    model = TorchGPT(c.vocab_size, c.block_size, c.n_layer, c.n_head, c.n_embd, flash=True)
-    state = {k: torch.from_numpy(np.array(v)) for k, v in gpt.state_dict().items()}
-    model.load_state_dict(state)
-    # nanoGPT's configure_optimizers: decay on 2-D weights only.
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": WEIGHT_DECAY},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    return model, torch.optim.AdamW(groups, lr=LR, betas=BETAS)
-
-
-def _torch_step(model, optimizer, x, y):
-    import torch
-
-    _, loss = model(torch.from_numpy(x), torch.from_numpy(y))
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return loss.item()
-
-
-def _time_steps(step, batches):
-    times = []
-    for x, y in batches:
-        start = time.perf_counter()
-        step(x, y)
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
-
-
-def run_speed(config_name, rounds, steps, warmup):
-    """Print each round's ms/step and return the median ratio minigrad / torch."""
-    config = CONFIGS[config_name]
-    batches = _batches(config, steps + warmup)
-    gpt, mg_opt = _minigrad_model(config)
-    params = list(gpt.parameters())
-
-    def mg_step(x, y):
-        return _minigrad_step(gpt, mg_opt, params, x, y)
-
-    try:
-        import torch
-
-        torch_model, torch_opt = _torch_model(gpt)
-
-        def th_step(x, y):
-            return _torch_step(torch_model, torch_opt, x, y)
-
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    except ImportError:
-        th_step = None
-        print("torch is not installed: minigrad only")
-
-    for x, y in batches[:warmup]:  # compile Numba kernels, warm caches and allocators
-        mg_step(x, y)
-        if th_step:
-            th_step(x, y)
-    timed = batches[warmup:]
-    print(f"{config_name} GPT {config}: ms per training step, median of {steps} steps")
-    print("round  minigrad     torch   ratio")
-    ratios = []
-    for r in range(rounds):
-        order = [("mg", mg_step), ("th", th_step)] if r % 2 == 0 else [("th", th_step),
-                                                                        ("mg", mg_step)]
-        result = {}
-        for name, step in order:
-            if step is not None:
-                result[name] = _time_steps(step, timed)
-        if th_step:
-            ratios.append(result["mg"] / result["th"])
-            print(f"{r:5d} {result['mg']:9.2f} {result['th']:9.2f} {ratios[-1]:7.3f}")
-        else:
-            print(f"{r:5d} {result['mg']:9.2f}")
-    if ratios:
-        print(f"median ratio minigrad / torch: {statistics.median(ratios):.3f}")
-        return statistics.median(ratios)
-    return None
-
-
-# ----- memory and cold start: each measured in a fresh process -----------------------------
-def _peak_rss_mb():
-    """This process's peak resident set size in MB.
-
-    VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over from the parent across
-    fork + exec, so a child of a large benchmark process would report the parent's size.
-    """
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _child_train(framework, iters):
-    """Body of a child process: a training run of `iters` steps, then print peak RSS.
-
-    "cli" is `minigrad train` itself with its defaults (evaluation, loss plot, checkpoints)
-    but `iters` iterations; "minigrad" and "torch" run the bare steps of this benchmark.
-    """
-    if framework == "cli":
-        import tempfile
-
-        from minigrad.models.train import TrainConfig, train
-
-        with tempfile.TemporaryDirectory() as out:
-            train(TrainConfig(out_dir=out, max_iters=iters, progress=False))
-        print(json.dumps({"framework": framework, "peak_rss_mb": round(_peak_rss_mb(), 1)}))
-        return
-    config = CONFIGS["baby"]
-    batches = _batches(config, iters)
-    gpt, mg_opt = _minigrad_model(config)
-    if framework == "minigrad":
-        params = list(gpt.parameters())
-        for x, y in batches:
-            _minigrad_step(gpt, mg_opt, params, x, y)
-    else:
-        model, opt = _torch_model(gpt)
-        del gpt, mg_opt
-        for x, y in batches:
-            _torch_step(model, opt, x, y)
-    print(json.dumps({"framework": framework, "peak_rss_mb": round(_peak_rss_mb(), 1)}))
-
-
-def _run_child(*args):
-    out = subprocess.run([sys.executable, "-m", "benchmarks.step", *args], check=True,
-                         capture_output=True, text=True, cwd=_ROOT)
+def _job(module, *args, env=None):
+    """Run `python -m module args` in a fresh process; return its last line as JSON."""
+    out = subprocess.run([sys.executable, "-m", module, *args], check=True, text=True,
+                         capture_output=True, cwd=ROOT, env={**os.environ, **(env or {})})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_memory(iters):
-    """Peak RSS of a training run of `iters` steps, minigrad and torch, each in its process."""
-    print(f"peak RSS of {iters}-step baby GPT training runs (fresh process each):")
-    names = {"minigrad": "minigrad (steps)", "torch": "torch (steps)",
-             "cli": "minigrad train (defaults, with eval + checkpoints)"}
-    for framework in ("minigrad", "torch", "cli"):
-        result = _run_child("--child-train", framework, "--steps", str(iters))
-        print(f"  {names[framework]:52s} {result['peak_rss_mb']:8.1f} MB")
+def _timed_run(cmd, env=None):
+    """Run cmd to completion: (wall seconds, peak RSS in MB of it or its largest child)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} exited with status {proc.returncode}")
+    return seconds, usage.ru_maxrss / 1024
 
 
-def run_cold_start():
-    """Seconds from launching `minigrad train` to its first finished step (warm cache)."""
-    code = ("import time, sys; t0 = float(sys.argv[1]); "
-            "from benchmarks.step import CONFIGS, _batches, _minigrad_model, _minigrad_step; "
-            "c = CONFIGS['baby']; (x, y), = _batches(c, 1); g, o = _minigrad_model(c); "
-            "_minigrad_step(g, o, list(g.parameters()), x, y); "
-            "print(time.time() - t0)")
-    times = []
-    for _ in range(3):  # the first run may fill the Numba cache; later ones are warm
-        out = subprocess.run([sys.executable, "-c", code, repr(time.time())], check=True,
-                             capture_output=True, text=True, cwd=_ROOT)
-        times.append(float(out.stdout.strip().splitlines()[-1]))
-    print(f"cold process to first finished step: {', '.join(f'{t:.2f}' for t in times)} s "
-          f"(warm cache: {min(times[1:]):.2f} s)")
+def _rounds(title, unit, rounds, measure_a, measure_b, names=("minigrad", "torch")):
+    """Alternate measure_a / measure_b over rounds; print each round; return median ratio."""
+    print(f"\n{title}")
+    print(f"round {names[0]:>12} {names[1]:>12}    ratio")
+    ratios = []
+    for r in range(rounds):
+        first, second = (measure_a, measure_b) if r % 2 == 0 else (measure_b, measure_a)
+        x = first()
+        y = second()
+        a, b = (x, y) if r % 2 == 0 else (y, x)
+        ratios.append(a / b)
+        print(f"{r:5d} {a:10.2f}{unit} {b:10.2f}{unit} {ratios[-1]:8.3f}", flush=True)
+    median = statistics.median(ratios)
+    print(f"median ratio {names[0]} / {names[1]}: {median:.3f}", flush=True)
+    return median
 
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+def row_step(task, configs, rounds, steps, warmup):
+    """The step or eval row for each config: ms per call, per round."""
+    results = {}
+    for name in configs:
+        args = [task, "--config", name, "--steps", str(steps), "--warmup", str(warmup)]
+        what = "training step" if task == "step" else "evaluation batch (no_grad)"
+        results[name] = _rounds(
+            f"{name} GPT {CONFIGS[name]}: ms per {what}, median of {steps} after {warmup}",
+            "ms", rounds,
+            lambda a=args: _job("benchmarks.job_minigrad", *a)["ms"],
+            lambda a=args: _job("benchmarks.job_torch", *a)["ms"])
+    return results
+
+
+def _minigrad_train(eval_iters, max_iters):
+    with tempfile.TemporaryDirectory() as out:
+        return _timed_run([sys.executable, "-m", "minigrad", "train", "--out-dir", out,
+                           "--no-progress", "--eval-iters", str(eval_iters),
+                           "--max-iters", str(max_iters)])
+
+
+def _torch_train(eval_iters, max_iters):
+    return _timed_run([sys.executable, "-m", "benchmarks.train_torch_reference",
+                       "--eval-iters", str(eval_iters), "--max-iters", str(max_iters)])
+
+
+def row_train(eval_iters_list, rounds, max_iters):
+    """Whole default runs, wall seconds; peak RSS of each run alongside."""
+    results = {}
+    for eval_iters in eval_iters_list:
+        rss = {"minigrad": [], "torch": []}
+
+        def run(framework, fn, e=eval_iters, peaks=rss):
+            seconds, peak = fn(e, max_iters)
+            peaks[framework].append(peak)
+            return seconds
+
+        results[eval_iters] = _rounds(
+            f"whole default run, --max-iters {max_iters} --eval-iters {eval_iters}: "
+            "`minigrad train` vs benchmarks.train_torch_reference, wall seconds", "s", rounds,
+            lambda r=run: r("minigrad", _minigrad_train),
+            lambda r=run: r("torch", _torch_train))
+        print("peak RSS (MB) of those runs: minigrad "
+              f"{', '.join(f'{m:.0f}' for m in rss['minigrad'])}; torch "
+              f"{', '.join(f'{m:.0f}' for m in rss['torch'])}", flush=True)
+    return results
+
+
+def row_rss(rounds):
+    """Peak RSS of default runs cut at 250 iterations (one evaluation, checkpoint, plot)."""
+    print("\npeak RSS, MB: default `minigrad train --max-iters 250` (its first evaluation, "
+          "checkpoint and loss plot included) and the PyTorch reference, same settings")
+    peaks = {"minigrad": [], "torch": []}
+    for _ in range(rounds):
+        peaks["minigrad"].append(_minigrad_train(200, 250)[1])
+        peaks["torch"].append(_torch_train(200, 250)[1])
+    for name, values in peaks.items():
+        print(f"  {name:9s} {', '.join(f'{v:.0f}' for v in values)}  "
+              f"(median {statistics.median(values):.0f})", flush=True)
+    return {name: statistics.median(v) for name, v in peaks.items()}
+
+
+def row_cold(rounds):
+    """Seconds from process launch to the first finished step, empty and warm Numba cache."""
+    print("\ncold start: seconds from launching a process to its first finished baby step")
+    print("round  minigrad(empty cache)  minigrad(warm cache)  torch")
+    empty, warm, torch_s = [], [], []
+    for r in range(rounds):
+        with tempfile.TemporaryDirectory() as cache:
+            env = {"NUMBA_CACHE_DIR": cache}
+            empty.append(_job("benchmarks.job_minigrad", "cold", "--t0", repr(time.time()),
+                              env=env)["seconds"])
+            warm.append(_job("benchmarks.job_minigrad", "cold", "--t0", repr(time.time()),
+                             env=env)["seconds"])
+        torch_s.append(_job("benchmarks.job_torch", "cold", "--t0", repr(time.time()))["seconds"])
+        print(f"{r:5d} {empty[-1]:18.2f} s {warm[-1]:18.2f} s {torch_s[-1]:7.2f} s", flush=True)
+    result = {"empty": statistics.median(empty), "warm": statistics.median(warm),
+              "torch": statistics.median(torch_s)}
+    print(f"median: empty cache {result['empty']:.2f} s, warm cache {result['warm']:.2f} s, "
+          f"torch {result['torch']:.2f} s", flush=True)
+    return result
+
+
+def row_hosted(rounds, steps, warmup):
+    """PyTorch's baby step with minigrad imported and run in its process, over without."""
+    args = ["step", "--config", "baby", "--steps", str(steps), "--warmup", str(warmup)]
+    return _rounds(
+        "hosted: PyTorch ms per baby step in a process that imported and ran minigrad "
+        "(hosted) and in a plain process", "ms", rounds,
+        lambda: _job("benchmarks.job_torch", *args, "--host-minigrad")["ms"],
+        lambda: _job("benchmarks.job_torch", *args)["ms"], names=("hosted", "plain"))
 
 
 def main(argv=None):
-    """Run the benchmarks chosen by the flags; see the module docstring."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", choices=sorted(CONFIGS), default="baby")
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--memory", action="store_true", help="also measure peak RSS")
-    parser.add_argument("--cold", action="store_true", help="also measure cold start")
-    parser.add_argument("--child-train", choices=["minigrad", "torch", "cli"],
-                        help=argparse.SUPPRESS)
+    """Run the rows chosen by the flags; see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default="step,eval,cold,hosted",
+                        help=f"comma-separated, of {','.join(ROWS)}")
+    parser.add_argument("--configs", default="baby,medium", help="for step and eval")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per process")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--eval-iters", default="20,200", help="for the train row")
+    parser.add_argument("--max-iters", type=int, default=2000, help="for the train row")
+    parser.add_argument("--train-rounds", type=int, default=1, help="for train and rss")
     args = parser.parse_args(argv)
-    if args.child_train:
-        _child_train(args.child_train, args.steps)
-        return
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, numpy {np.__version__}, "
-          f"backend {mg.kernels.backend()}")
-    run_speed(args.config, args.rounds, args.steps, args.warmup)
-    if args.memory:
-        run_memory(250)
-    if args.cold:
-        run_cold_start()
+    rows = args.rows.split(",")
+    unknown = set(rows) - set(ROWS)
+    if unknown:
+        parser.error(f"unknown rows {sorted(unknown)}; choose from {ROWS}")
+    configs = args.configs.split(",")
+    print(f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
+          f"{os.getloadavg()[0]:.2f}")
+    print("command: python -m benchmarks.step " + " ".join(argv or sys.argv[1:]))
+    if "step" in rows:
+        row_step("step", configs, args.rounds, args.steps, args.warmup)
+    if "eval" in rows:
+        row_step("eval", configs, args.rounds, args.steps, args.warmup)
+    if "train" in rows:
+        row_train([int(e) for e in args.eval_iters.split(",")], args.train_rounds,
+                  args.max_iters)
+    if "rss" in rows:
+        row_rss(args.train_rounds)
+    if "cold" in rows:
+        row_cold(min(args.rounds, 3))
+    if "hosted" in rows:
+        row_hosted(args.rounds, args.steps, args.warmup)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """The `minigrad train` default run in PyTorch eager: the yardstick for its loss and speed.
 
 Same model layout (tests/torch_gpt.py, nanoGPT's), init, AdamW groups, schedule, clipping,
-batches and evaluation estimator as models/train.py; only the framework differs.
+batches and evaluation estimator as models/train.py; only the framework differs. It does
+not import minigrad (benchmarks.chardata reads the corpus), so PyTorch runs as it would
+in a plain process.
 
-    python -m benchmarks.train_torch_reference [--max-iters 2000] [--seed 1337]
+    python -m benchmarks.train_torch_reference [--max-iters 2000] [--eval-iters 200]
 """
 
 import argparse
@@ -13,13 +15,13 @@ import time
 
 import numpy as np
 import torch
-from minigrad.models.data import CharDataset, load_text
 
-from minigrad import optim as mg_optim
+from benchmarks.chardata import SPLITS, Shakespeare
 from tests.torch_gpt import TorchGPT
 
 
 def init_like_nanogpt(model, n_layer, seed):
+    """nanoGPT's init: N(0, 0.02), residual projections scaled by 1/sqrt(2 n_layer)."""
     torch.manual_seed(seed)
     for name, p in model.named_parameters():
         if name.endswith("bias"):
@@ -32,11 +34,30 @@ def init_like_nanogpt(model, n_layer, seed):
             torch.nn.init.normal_(p, 0.0, 0.02)
 
 
+def optimizer(model, lr, betas, weight_decay):
+    """nanoGPT's configure_optimizers: AdamW, decay on 2-D weights only."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas)
+
+
+def lr_at(it, lr, min_lr, warmup_iters, decay_iters):
+    """nanoGPT's get_lr (as minigrad.optim.lr_warmup_cosine): warmup, then cosine."""
+    if it < warmup_iters:
+        return lr * (it + 1) / (warmup_iters + 1)
+    if it >= decay_iters:
+        return min_lr
+    ratio = (it - warmup_iters) / (decay_iters - warmup_iters)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (lr - min_lr)
+
+
 @torch.no_grad()
 def estimate_loss(model, data, batch_size, block_size, eval_iters, seed):
+    """Mean loss over eval_iters batches of each split, from a generator seeded afresh."""
     model.eval()
     out = {}
-    for split in CharDataset.SPLITS:
+    for split in SPLITS:
         rng = np.random.default_rng([seed, 1])
         losses = []
         for _ in range(eval_iters):
@@ -57,14 +78,11 @@ def main():
     batch_size, block_size, n_layer, n_head, n_embd = 12, 64, 4, 4, 128
     lr, min_lr, warmup = 1e-3, 1e-4, 100
 
-    torch.set_num_threads(2)
-    data = CharDataset(load_text("shakespeare"))
+    data = Shakespeare()
     model = TorchGPT(data.vocab_size, block_size, n_layer, n_head, n_embd, flash=True)
     init_like_nanogpt(model, n_layer, args.seed)
     params = list(model.parameters())
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.1},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.99))
+    opt = optimizer(model, lr, (0.9, 0.99), 0.1)
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
     for it in range(args.max_iters + 1):
@@ -77,7 +95,7 @@ def main():
         if it == args.max_iters:
             break
         for g in opt.param_groups:
-            g["lr"] = mg_optim.lr_warmup_cosine(it, lr, min_lr, warmup, args.max_iters)
+            g["lr"] = lr_at(it, lr, min_lr, warmup, args.max_iters)
         x, y = data.get_batch("train", batch_size, block_size, rng)
         _, loss = model(torch.from_numpy(x), torch.from_numpy(y))
         opt.zero_grad(set_to_none=True)

@@ -228,16 +228,16 @@ def test_fast_sdpa_kernel_padding_masks_match_reference(mask_shape, is_causal, d
     mask = rng.random(mask_shape) < 0.7
     mask[..., 0] = True  # every query keeps key 0
     go = rng.standard_normal((B, nh, T, d)).astype(dtype)
-    out_r, p_r = reference.sdpa_forward(q, k, v, mask, is_causal, None)
+    out_r, p_r = reference.sdpa_forward(q, k, v, mask, is_causal)
     # the Numba side reads q and k as strided views (as the heads of a projection are)
     q_view = np.ascontiguousarray(q.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
     k_view = np.ascontiguousarray(k.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
     assert not q_view.flags.c_contiguous and not k_view.flags.c_contiguous
-    out_f, p_f = fast.sdpa_forward(q_view, k_view, v, mask, is_causal, None)
+    out_f, p_f = fast.sdpa_forward(q_view, k_view, v, mask, is_causal)
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(out_f, out_r, **tol)
     np.testing.assert_allclose(p_f, p_r, **tol)
     assert np.all(p_f[~np.broadcast_to(mask, p_f.shape)] == 0.0)
-    for got, want in zip(fast.sdpa_backward(q, k, v, p_f, go, None),
-                         reference.sdpa_backward(q, k, v, p_r, go, None), strict=True):
+    for got, want in zip(fast.sdpa_backward(q, k, v, p_f, go),
+                         reference.sdpa_backward(q, k, v, p_r, go), strict=True):
         np.testing.assert_allclose(got, want, **tol)

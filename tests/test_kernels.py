@@ -170,13 +170,13 @@ def test_sdpa_vs_torch(dims, kind):
     tout = torch.nan_to_num(tout)
     tout.backward(t64(go) * t64(~dead[..., None]))
     for backend in (reference, fast):
-        out, probs = backend.sdpa_forward(q, k, v, mask, is_causal, None)
+        out, probs = backend.sdpa_forward(q, k, v, mask, is_causal)
         check(out, tout.detach().numpy(), np.float64)
         np.testing.assert_array_equal(out[dead], 0)
         np.testing.assert_allclose(probs.sum(-1), np.where(dead, 0, 1), rtol=1e-12)
         if is_causal:
             assert (probs[..., np.triu_indices(T, 1, S)[0], np.triu_indices(T, 1, S)[1]] == 0).all()
-        dq, dk, dv = backend.sdpa_backward(q, k, v, probs, go * ~dead[..., None], None)
+        dq, dk, dv = backend.sdpa_backward(q, k, v, probs, go * ~dead[..., None])
         for got, want in [(dq, tq), (dk, tk), (dv, tv)]:
             check(got, np.nan_to_num(want.grad.numpy()), np.float64)
 
@@ -190,12 +190,12 @@ def test_sdpa_fast_vs_reference(dims, kind, dtype):
     q, k, v = _qkv(rng, lead, T, S, d, dtype)
     mask, is_causal, _ = _mask(rng, kind, lead, T, S, dtype)
     go = rnd(rng, lead + (T, d), dtype)
-    out_r, p_r = reference.sdpa_forward(q, k, v, mask, is_causal, 0.3)
-    out_f, p_f = fast.sdpa_forward(noncontig(q), noncontig(k), v, mask, is_causal, 0.3)
+    out_r, p_r = reference.sdpa_forward(q, k, v, mask, is_causal)
+    out_f, p_f = fast.sdpa_forward(noncontig(q), noncontig(k), v, mask, is_causal)
     check(out_f, out_r, dtype)
     check(p_f, p_r, dtype)
-    grads_r = reference.sdpa_backward(q, k, v, p_r, go, 0.3)
-    grads_f = fast.sdpa_backward(q, noncontig(k), noncontig(v), noncontig(p_r), go, 0.3)
+    grads_r = reference.sdpa_backward(q, k, v, p_r, go)
+    grads_f = fast.sdpa_backward(q, noncontig(k), noncontig(v), noncontig(p_r), go)
     for got, want in zip(grads_f, grads_r, strict=True):
         check(got, want, dtype)
 

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NOTEBOOK = os.path.join(ROOT, "examples", "07_explore_attention.ipynb")
+NOTEBOOK = os.path.join(ROOT, "examples", "08_explore_attention.ipynb")
 
 
 @pytest.mark.slow

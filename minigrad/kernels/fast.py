@@ -1,98 +1,60 @@
 """Numba kernels, signature for signature the same as reference.py.
 
 Each public function is a thin Python wrapper: it makes its inputs C-contiguous, reshapes
-them to the few ranks the compiled kernels know (rows (N, C), heads (BH, T, S) or flat), casts
-scalars to the array dtype (so float32 work stays float32 inside the kernels), allocates the
-outputs and calls an `@numba.njit(cache=True)` kernel. Parallel kernels split rows or
-batch x heads over the cores with `prange`.
+them to the few ranks the compiled kernels know (rows (N, C), heads (BH, T, S) or flat),
+casts scalars to the array dtype (so float32 work stays float32 inside the kernels),
+allocates the outputs and calls an `@njit(nogil=True, cache=True)` kernel over a range of
+rows `lo:hi`. A large array is cut into one range per core, run at once on minigrad's own
+threads (threads.py); a small one runs in one call on the calling thread.
 
-`_FM` is the fastmath we allow: reassociation and contraction, which only reorder rounding
-(and let LLVM vectorise reductions), but not 'nnan'/'ninf', since -inf is a real value here
-(masks, dead softmax rows).
-
-Three choices shape the speed (benchmarks/kernels.py measures each kernel against its
-reference and PyTorch):
-- matmul stays in BLAS, single-threaded per call, with large products split over a small
-  pool of minigrad's own threads (OpenBLAS's spinning workers fought Numba's threads);
-- exp is computed without libm in float32 (`_exp_nonpositive_f32`), so the softmax,
+What shapes the speed (benchmarks/kernels.py measures each kernel against its reference):
+- no OpenMP and no spinning threads: Numba's own parallel layer (OpenMP) spins after each
+  kernel and stole the second core from the matmul that came next, unless the process set
+  OMP_WAIT_POLICY, which minigrad may not do to its host; threads.py explains;
+- matmul stays in BLAS on one thread per call, with large products split over the cores;
+- exp, erf and tanh are computed without libm in float32 (vecmath.py), so the softmax,
   cross-entropy and GELU loops vectorise;
 - attention keeps its two matmuls in BLAS around one fused Numba pass for scale + mask +
-  softmax (and softmax backward + scale): a fully fused Numba loop nest lost to BLAS at the
-  medium shapes (0.7-0.9x).
-A kernel that does not beat its NumPy reference on the GPT shapes is not kept here.
+  softmax (and softmax backward + scale).
 """
 
 import math
 import os
+import sys
 
-# Numba's OpenMP workers otherwise spin for a while after each parallel kernel, stealing the
-# cores from the BLAS matmul that usually comes next (measured: attention 25-40% slower on 2
-# cores). Set before Numba starts its thread pool; an explicit setting by the user wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numpy as np
+from numba import njit
 
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+from minigrad.kernels import reference, threads
+from minigrad.kernels.reference import _additive_mask, _check_approximate
+from minigrad.kernels.vecmath import FASTMATH as _FM
+from minigrad.kernels.vecmath import exp_nonpositive, exp_nonpositive_f32, normal_cdf_f32, tanh_f32
 
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
-from numba import njit, prange, types  # noqa: E402
-from numba.extending import overload  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
-
-from minigrad.kernels import reference  # noqa: E402
-from minigrad.kernels.reference import _additive_mask, _check_approximate  # noqa: E402
-
-# ---------------------------------------------------------------------------------------------
-# matmul: BLAS on one thread per call, large products split over minigrad's own threads.
-#
-# OpenBLAS's worker threads busy-wait for a long while after every call, so on a 2-core
-# machine they fight Numba's threads and any other busy process: a training step measured 3-6x
-# slower under load with NumPy's default threading. So BLAS runs single-threaded and a large
-# product is cut in pieces (batch entries, or rows) computed at once by a pool of threads that
-# sleep when idle; NumPy releases the GIL inside BLAS. (A Numba prange over the batch calling
-# np.dot was slower than BLAS itself.)
-
-threadpool_limits(1, user_api="blas")
-_THREADS = max(1, min(numba.config.NUMBA_NUM_THREADS, os.cpu_count() or 1))
-_POOL = ThreadPoolExecutor(_THREADS - 1, "minigrad-matmul") if _THREADS > 1 else None
-# Below this, handing work to a thread costs more than it saves (measured: the baby GPT's
-# (12, 4, 64, 32) attention products, 12.6 MFLOP, ran 0.7x when split).
+# Below this many elements a kernel runs in one piece: waking a thread costs more than
+# it saves.
+_MIN_SPLIT_SIZE = 1 << 16
+# Below this many flops a matmul is not split (measured: the baby GPT's (12, 4, 64, 32)
+# attention products, 12.6 MFLOP, ran 0.7x when split).
 _MIN_SPLIT_FLOPS = 16e6
-# Arrays smaller than this go to the NumPy reference in a few kernels (AdamW on biases and
-# norms, cross-entropy backward on the baby GPT's logits): there the cost of a call dominates
-# and a (parallel) Numba launch costs more than NumPy's few vectorised passes.
-_SMALL = 1 << 16
 
 
-def _pieces(n):
-    """`_THREADS` slices of nearly equal length that cover range(n)."""
-    bounds = [n * i // _THREADS for i in range(_THREADS + 1)]
-    return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
+def _kernel(fn):
+    """Compile a kernel: nopython, cached on disk, GIL released, our fastmath."""
+    return njit(nogil=True, cache=True, fastmath=_FM, error_model="numpy")(fn)
 
 
-def _split(a, b, out, lead):
-    """Argument triples (a, b, out) for np.matmul that cover `out` piece by piece."""
-    if lead and a.shape[:-2] == lead and b.shape[:-2] == lead and lead[0] >= _THREADS:
-        return [(a[s], b[s], out[s]) for s in _pieces(lead[0])]  # batch entries
-    if a.shape[:-2] == lead and a.shape[-2] >= 8 * _THREADS:
-        return [(a[..., s, :], b, out[..., s, :]) for s in _pieces(a.shape[-2])]  # rows
-    return None
+_compile_notice_due = True
 
 
-def matmul(a, b):
-    """a (..., n, k) @ b (..., k, m) -> (..., n, m), batch dims broadcast as NumPy's."""
-    lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    out = np.empty(lead + (a.shape[-2], b.shape[-1]), dtype=np.result_type(a.dtype, b.dtype))
-    flops = 2 * out.size * a.shape[-1]
-    parts = None if _POOL is None or flops < _MIN_SPLIT_FLOPS else _split(a, b, out, lead)
-    if parts is None:
-        return np.matmul(a, b, out=out)
-    pending = [_POOL.submit(np.matmul, *part) for part in parts[1:]]
-    np.matmul(*parts[0])
-    for job in pending:
-        job.result()
-    return out
-
-_FM = {"reassoc", "contract", "nsz", "arcp"}
+def _announce_compile():
+    """On a first run (no compiled kernel cached on disk yet), say why the pause."""
+    global _compile_notice_due
+    _compile_notice_due = False
+    kernels = [f for f in globals().values() if hasattr(f, "_cache")]
+    index_files = [getattr(getattr(f._cache, "_cache_file", None), "_index_path", None)
+                   for f in kernels]
+    if not any(path is not None and os.path.exists(path) for path in index_files):
+        print("minigrad: compiling kernels, first run only", file=sys.stderr, flush=True)
 
 
 def _c(a):
@@ -101,6 +63,8 @@ def _c(a):
     Numba compiles one specialisation per layout and per read-only flag, so always handing it
     writeable C arrays keeps it to one compiled signature per dtype.
     """
+    if _compile_notice_due:
+        _announce_compile()
     a = np.ascontiguousarray(a)
     if not a.flags.writeable:
         a = a.copy()
@@ -113,68 +77,63 @@ def _rows(x):
     return x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
 
 
-# ---------------------------------------------------------------------------------------------
-# exp without libm, so that loops over it vectorise
-#
-# Numba turns math.exp / np.exp into a call to the scalar libm exp per element, which keeps
-# LLVM from vectorising the loop around it. Every exp in softmax, cross-entropy and GELU is
-# of a number <= 0 (x - max, -z^2), so in float32 it is computed with multiplies, adds and
-# selects only: 2^y with y = x log2(e) split as n + f; 2^f by a degree-6 polynomial (least
-# squares on [0, 1], relative error < 1e-7) and 2^n by multiplying the powers 2^-1, 2^-2,
-# ..., 2^-64 that the bits of -n select. float64 keeps math.exp.
-
-_EXP2_COEFS = tuple(float(c) for c in np.polynomial.polynomial.polyfit(
-    (1 - np.cos(np.pi * (np.arange(200) + 0.5) / 200)) / 2,  # Chebyshev nodes on [0, 1]
-    2.0 ** ((1 - np.cos(np.pi * (np.arange(200) + 0.5) / 200)) / 2), 6))
-
-@njit(inline="always", fastmath=_FM)
-def _exp_nonpositive_f32(x):
-    """exp(x) for x <= 0 in float32 (x below -87 gives about 1e-38)."""
-    c = np.float32
-    e = _EXP2_COEFS
-    y = x * c(1.4426950408889634)  # log2(e)
-    underflow = y < c(-126.0)  # below float32's normal range (and exp(-inf)): exactly 0
-    y = y if not underflow else c(-126.0)
-    n = np.floor(y)  # (np.floor, not math.floor: NaN passes through instead of raising)
-    f = y - n
-    p = c(e[6])
-    p = p * f + c(e[5])
-    p = p * f + c(e[4])
-    p = p * f + c(e[3])
-    p = p * f + c(e[2])
-    p = p * f + c(e[1])
-    p = p * f + c(e[0])
-    m = np.int32(-n)  # 2^n = 2^-m, m in [0, 126]: one factor per set bit of m
-    p = p * (c(2.0**-1) if m & 1 else c(1))
-    p = p * (c(2.0**-2) if m & 2 else c(1))
-    p = p * (c(2.0**-4) if m & 4 else c(1))
-    p = p * (c(2.0**-8) if m & 8 else c(1))
-    p = p * (c(2.0**-16) if m & 16 else c(1))
-    p = p * (c(2.0**-32) if m & 32 else c(1))
-    p = p * (c(2.0**-64) if m & 64 else c(1))
-    return p if not underflow else c(0)
+def _split(size, n, call):
+    """Run call(lo, hi) -> (kernel, *args) for pieces of range(n): one piece per core when
+    `size` (elements) is large, else one. Each kernel gets its rows sliced [lo:hi], so its
+    loops start at 0: LLVM then knows no index is negative and vectorises them."""
+    parts = threads.THREADS if size >= _MIN_SPLIT_SIZE else 1
+    threads.run([call(lo, hi) for lo, hi in threads.pieces(n, parts)])
 
 
-def _exp_nonpositive(x):
-    """exp(x) for x <= 0: the vectorisable version in float32, math.exp otherwise."""
-    return math.exp(x)
-
-
-@overload(_exp_nonpositive, jit_options={"fastmath": _FM}, inline="always")
-def _exp_nonpositive_overload(x):
-    if x == types.float32:
-        return lambda x: _exp_nonpositive_f32(x)
-    return lambda x: math.exp(x)
+def _sliced(kernel, arrays, rest):
+    """A call(lo, hi) for _split: (kernel, each of arrays[lo:hi], *rest)."""
+    return lambda lo, hi: (kernel, *(a[lo:hi] for a in arrays), *rest)
 
 
 # ---------------------------------------------------------------------------------------------
-# softmax family (rows in parallel)
-@njit(parallel=True, cache=True, fastmath=_FM)
+# matmul: BLAS on one thread per call, large products cut in pieces computed at once
+
+
+def _matmul_pieces(a, b, out, lead):
+    """Argument triples (a, b, out) for np.matmul that cover `out` piece by piece."""
+    if lead and a.shape[:-2] == lead and b.shape[:-2] == lead and lead[0] >= threads.THREADS:
+        return [(a[lo:hi], b[lo:hi], out[lo:hi]) for lo, hi in threads.pieces(lead[0])]
+    if a.shape[:-2] == lead and a.shape[-2] >= 8 * threads.THREADS:  # rows
+        return [(a[..., lo:hi, :], b, out[..., lo:hi, :])
+                for lo, hi in threads.pieces(a.shape[-2])]
+    return None
+
+
+def matmul(a, b):
+    """a (..., n, k) @ b (..., k, m) -> (..., n, m), batch dims broadcast as NumPy's.
+
+    Like the Numba kernels it gives inf on overflow without a warning (a diverging run is
+    reported once, by whoever checks the loss).
+    """
+    lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    out = np.empty(lead + (a.shape[-2], b.shape[-1]), dtype=np.result_type(a.dtype, b.dtype))
+    flops = 2 * out.size * a.shape[-1]
+    parts = None
+    if threads.THREADS > 1 and flops >= _MIN_SPLIT_FLOPS:
+        parts = _matmul_pieces(a, b, out, lead)
+    with threads.one_blas_thread(), np.errstate(over="ignore", invalid="ignore"):
+        if parts is None:
+            np.matmul(a, b, out=out)
+        else:
+            threads.run([(np.matmul, *part) for part in parts])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# softmax family
+
+
+@_kernel
 def _softmax_rows(x, out, take_log):
     # x (N, C) -> softmax (or log-softmax) rows; a row of all -inf gives 0 (or -inf)
-    N, C = x.shape
+    C = x.shape[1]
     zero = x.dtype.type(0)
-    for r in prange(N):
+    for r in range(x.shape[0]):
         m = x[r, 0]
         for c in range(1, C):
             m = max(m, x[r, c])
@@ -183,7 +142,7 @@ def _softmax_rows(x, out, take_log):
             continue
         s = zero
         for c in range(C):
-            e = _exp_nonpositive(x[r, c] - m)
+            e = exp_nonpositive(x[r, c] - m)
             out[r, c] = e
             s += e
         if take_log:
@@ -199,7 +158,8 @@ def _softmax_rows(x, out, take_log):
 def _softmax_family(x, take_log):
     x2 = _rows(x)
     out = np.empty_like(x2)
-    _softmax_rows(x2, out, take_log)
+    _split(x2.size, x2.shape[0], lambda lo, hi: (_softmax_rows, x2[lo:hi], out[lo:hi],
+                                                 take_log))
     return out.reshape(np.shape(x))
 
 
@@ -213,10 +173,10 @@ def log_softmax(x):
     return _softmax_family(x, True)
 
 
-@njit(parallel=True, cache=True, fastmath=_FM)
+@_kernel
 def _log_softmax_backward_rows(y, grad, out):
-    N, C = y.shape
-    for r in prange(N):
+    C = y.shape[1]
+    for r in range(y.shape[0]):
         m = y[r, 0]
         for c in range(1, C):
             m = max(m, y[r, c])
@@ -227,14 +187,14 @@ def _log_softmax_backward_rows(y, grad, out):
         for c in range(C):
             total += grad[r, c]
         for c in range(C):
-            out[r, c] = grad[r, c] - _exp_nonpositive(y[r, c]) * total
+            out[r, c] = grad[r, c] - exp_nonpositive(y[r, c]) * total
 
 
 def _rows_backward(kernel, y, grad):
-    """Run a (y, grad, out) rows kernel over the last axis of y (..., C) and grad."""
+    """Run a (lo, hi, y, grad, out) rows kernel over the last axis of y (..., C) and grad."""
     y2, g2 = _rows(y), _rows(np.asarray(grad, dtype=y.dtype))
     out = np.empty_like(y2)
-    kernel(y2, g2, out)
+    _split(y2.size, y2.shape[0], lambda lo, hi: (kernel, y2[lo:hi], g2[lo:hi], out[lo:hi]))
     return out.reshape(y.shape)
 
 
@@ -243,10 +203,10 @@ def log_softmax_backward(y, grad):
     return _rows_backward(_log_softmax_backward_rows, y, grad)
 
 
-@njit(parallel=True, cache=True, fastmath=_FM)
+@_kernel
 def _softmax_backward_rows(y, grad, out):
-    N, C = y.shape
-    for r in prange(N):
+    C = y.shape[1]
+    for r in range(y.shape[0]):
         dot = y.dtype.type(0)
         for c in range(C):
             dot += grad[r, c] * y[r, c]
@@ -260,21 +220,22 @@ def softmax_backward(y, grad):
 
 
 # ---------------------------------------------------------------------------------------------
-# attention: BLAS matmuls around one fused Numba kernel, rows of batch x heads in parallel
+# attention: BLAS matmuls around one fused Numba kernel over the (head, query) rows
 
 
-@njit(parallel=True, cache=True, fastmath=_FM)
-def _attn_softmax(scores, mask, has_mask, is_causal, scale):
-    # scores (BH, T, S) -> probs in place: scale, mask, causal mask and softmax in one pass.
+@_kernel
+def _attn_softmax(scores, mask, head0, heads_per_mask, has_mask, is_causal, scale):
+    # scores (heads, T, S), heads head0, head0 + 1, ... of all BH -> probs in place: scale,
+    # mask, causal mask and softmax in one pass.
     # mask (M, Tm, S): M = 1 (shared), a divisor of BH (one per batch entry, shared by its
-    # BH / M heads, e.g. key padding) or BH; Tm = T, or 1 (one row for every query).
-    BH, T, S = scores.shape
+    # heads_per_mask = BH / M heads, e.g. key padding) or BH; Tm = T, or 1 (one row for
+    # every query).
+    T, S = scores.shape[1], scores.shape[2]
     zero, one = scores.dtype.type(0), scores.dtype.type(1)
-    heads_per_mask = BH // mask.shape[0]
     mask_rows = mask.shape[1] > 1
-    for r in prange(BH * T):  # one (head, query) row each
-        b, i = np.int64(r) // T, np.int64(r) % T  # (prange's index is unsigned)
-        mb, mi = b // heads_per_mask, i if mask_rows else 0
+    for r in range(scores.shape[0] * T):  # one (head, query) row each
+        b, i = r // T, r % T
+        mb, mi = (head0 + b) // heads_per_mask, i if mask_rows else 0
         row = scores[b, i]  # (S,)
         jmax = min(i + 1, S) if is_causal else S  # keys j >= jmax are masked out
         m = scores.dtype.type(-np.inf)  # (a float64 -inf would make every exp float64)
@@ -289,7 +250,7 @@ def _attn_softmax(scores, mask, has_mask, is_causal, scale):
             continue
         s = zero
         for j in range(jmax):
-            e = _exp_nonpositive(row[j] - m)
+            e = exp_nonpositive(row[j] - m)
             row[j] = e
             s += e
         inv = one / s
@@ -298,12 +259,12 @@ def _attn_softmax(scores, mask, has_mask, is_causal, scale):
         row[jmax:] = zero
 
 
-@njit(parallel=True, cache=True, fastmath=_FM)
+@_kernel
 def _attn_softmax_backward(probs, dprobs, scale):
     # dprobs (BH, T, S) -> dscores in place: probs * (dprobs - sum(dprobs * probs)) * scale
-    BH, T, S = probs.shape
-    for r in prange(BH * T):
-        b, i = np.int64(r) // T, np.int64(r) % T
+    T, S = probs.shape[1], probs.shape[2]
+    for r in range(probs.shape[0] * T):
+        b, i = r // T, r % T
         dot = probs.dtype.type(0)
         for j in range(S):
             dot += probs[b, i, j] * dprobs[b, i, j]
@@ -327,48 +288,45 @@ def _mask3(add, lead, T, S):
     return _c(np.broadcast_to(add, shape)).reshape(-1, Tm, S)
 
 
-def sdpa_forward(q, k, v, mask, is_causal, scale):
-    """Scaled dot-product attention: softmax(q @ k^T * scale + mask) @ v.
+def sdpa_forward(q, k, v, mask, is_causal):
+    """Scaled dot-product attention: softmax(q @ k^T / sqrt(d) + mask) @ v; (out, probs).
 
-    q (..., T, d), k and v (..., S, d) with the same leading dims (callers broadcast first).
-    `mask` is None or broadcastable to (..., T, S): bool (True = may attend) or additive
-    float. `is_causal` lets query i attend keys j <= i (top-left aligned, as PyTorch's).
-    `scale` None means 1/sqrt(d). Returns (out (..., T, d), probs (..., T, S)); masked
-    entries of probs are exactly 0 and a fully masked row gives zeros, never NaN.
+    Arguments, shapes and masking rules as reference.sdpa_forward.
     """
     dt = q.dtype
-    if scale is None:
-        scale = 1.0 / math.sqrt(q.shape[-1])
     lead, T, S = q.shape[:-2], q.shape[-2], k.shape[-2]
     k, v = np.asarray(k, dtype=dt), np.asarray(v, dtype=dt)
     # q, k, v are usually strided views into the fused (B, T, 3C) projection: BLAS reads
     # them in place (each (T, d) slab has unit stride along d), so they are not copied.
     probs = matmul(q, np.swapaxes(k, -1, -2))  # (..., T, S) scores, then probs in place
     probs3 = probs.reshape(-1, T, S)  # (BH, T, S), a view: matmul's output is contiguous
-    if mask is None:
-        m3 = np.zeros((1, 1, 1), dt)
-    else:
-        m3 = _mask3(_additive_mask(mask, dt), lead, T, S)
-    # The two matmuls go to BLAS (np.matmul beat a hand-written Numba loop nest, see the
-    # module docstring); Numba fuses everything between them.
-    _attn_softmax(probs3, m3, mask is not None, bool(is_causal), dt.type(scale))
+    m3 = np.zeros((1, 1, 1), dt) if mask is None else _mask3(_additive_mask(mask, dt), lead, T, S)
+    scale = dt.type(1.0 / math.sqrt(q.shape[-1]))
+    heads_per_mask = probs3.shape[0] // m3.shape[0]
+
+    def call(lo, hi):  # heads lo:hi
+        return (_attn_softmax, probs3[lo:hi], m3, lo, heads_per_mask, mask is not None,
+                bool(is_causal), scale)
+
+    _split(probs3.size, probs3.shape[0], call)
     return matmul(probs, v), probs  # (..., T, dv), (..., T, S)
 
 
-def sdpa_backward(q, k, v, probs, grad_out, scale):
+def sdpa_backward(q, k, v, probs, grad_out):
     """Gradients (dq, dk, dv) of sdpa_forward, from its probs and dL/dout (..., T, d).
 
     The mask is a constant, so it needs no gradient: it is already folded into probs.
     """
     dt = q.dtype
-    if scale is None:
-        scale = 1.0 / math.sqrt(q.shape[-1])
     T, S = q.shape[-2], k.shape[-2]
     k, v = np.asarray(k, dtype=dt), np.asarray(v, dtype=dt)
     probs, grad_out = _c(np.asarray(probs, dtype=dt)), np.asarray(grad_out, dtype=dt)
     dv = matmul(np.swapaxes(probs, -1, -2), grad_out)  # (..., S, dv)
     ds = matmul(grad_out, np.swapaxes(v, -1, -2))  # (..., T, S) dprobs, then dscores in place
-    _attn_softmax_backward(probs.reshape(-1, T, S), ds.reshape(-1, T, S), dt.type(scale))
+    p3, ds3 = probs.reshape(-1, T, S), ds.reshape(-1, T, S)
+    scale = dt.type(1.0 / math.sqrt(q.shape[-1]))
+    _split(p3.size, p3.shape[0], lambda lo, hi: (_attn_softmax_backward, p3[lo:hi],
+                                                 ds3[lo:hi], scale))
     dq = matmul(ds, k)  # (..., T, d)
     dk = matmul(np.swapaxes(ds, -1, -2), q)  # (..., S, d)
     return dq, dk, dv
@@ -378,11 +336,11 @@ def sdpa_backward(q, k, v, probs, grad_out, scale):
 # layer norm
 
 
-@njit(parallel=True, cache=True, fastmath=_FM)
+@_kernel
 def _ln_fwd(x, w, bias, eps, y, mean, rstd):
-    N, C = x.shape
+    C = x.shape[1]
     inv_c, one = x.dtype.type(1.0 / C), x.dtype.type(1)
-    for r in prange(N):
+    for r in range(x.shape[0]):
         s = x.dtype.type(0)
         for c in range(C):
             s += x[r, c]
@@ -398,27 +356,26 @@ def _ln_fwd(x, w, bias, eps, y, mean, rstd):
             y[r, c] = (x[r, c] - mu) * rs * w[c] + bias[c]
 
 
-@njit(parallel=True, cache=True, fastmath=_FM)
+@_kernel
 def _ln_bwd(grad, x, w, mean, rstd, dx, dw_part, db_part):
-    N, C = x.shape
-    nchunk = dw_part.shape[0]  # each chunk of rows sums its own dweight/dbias: no races
+    # rows lo:hi; dw_part and db_part (C,) are this piece's own sums: no races
+    C = x.shape[1]
     inv_c = x.dtype.type(1.0 / C)
-    for ch in prange(nchunk):
-        for r in range(ch * N // nchunk, (ch + 1) * N // nchunk):
-            mu, rs = mean[r], rstd[r]
-            sg = x.dtype.type(0)
-            sgx = x.dtype.type(0)
-            for c in range(C):
-                xh = (x[r, c] - mu) * rs
-                g = grad[r, c] * w[c]
-                sg += g
-                sgx += g * xh
-                dw_part[ch, c] += grad[r, c] * xh
-                db_part[ch, c] += grad[r, c]
-            mg, mgx = sg * inv_c, sgx * inv_c
-            for c in range(C):
-                xh = (x[r, c] - mu) * rs
-                dx[r, c] = (grad[r, c] * w[c] - mg - xh * mgx) * rs
+    for r in range(x.shape[0]):
+        mu, rs = mean[r], rstd[r]
+        sg = x.dtype.type(0)
+        sgx = x.dtype.type(0)
+        for c in range(C):
+            xh = (x[r, c] - mu) * rs
+            g = grad[r, c] * w[c]
+            sg += g
+            sgx += g * xh
+            dw_part[c] += grad[r, c] * xh
+            db_part[c] += grad[r, c]
+        mg, mgx = sg * inv_c, sgx * inv_c
+        for c in range(C):
+            xh = (x[r, c] - mu) * rs
+            dx[r, c] = (grad[r, c] * w[c] - mg - xh * mgx) * rs
 
 
 def layer_norm_forward(x, weight, bias, eps):
@@ -434,7 +391,8 @@ def layer_norm_forward(x, weight, bias, eps):
     y = np.empty_like(x2)
     mean = np.empty(x2.shape[0], dt)
     rstd = np.empty(x2.shape[0], dt)
-    _ln_fwd(x2, w, b, dt.type(eps), y, mean, rstd)
+    _split(x2.size, x2.shape[0], lambda lo, hi: (_ln_fwd, x2[lo:hi], w, b, dt.type(eps),
+                                                 y[lo:hi], mean[lo:hi], rstd[lo:hi]))
     stat_shape = x.shape[:-1] + (1,)
     return y.reshape(x.shape), mean.reshape(stat_shape), rstd.reshape(stat_shape)
 
@@ -449,68 +407,70 @@ def layer_norm_backward(grad, x, weight, mean, rstd):
     dt, (N, C) = x2.dtype, x2.shape
     g2 = _rows(np.asarray(grad, dtype=dt))
     w = np.ones(C, dt) if weight is None else _c(np.asarray(weight, dtype=dt))
-    nchunk = max(1, min(numba.get_num_threads(), N))
-    dw_part = np.zeros((nchunk, C), dt)
-    db_part = np.zeros((nchunk, C), dt)
+    mean1, rstd1 = _c(mean).reshape(-1), _c(rstd).reshape(-1)
+    ranges = threads.pieces(N, threads.THREADS if x2.size >= _MIN_SPLIT_SIZE else 1)
+    dw_part = np.zeros((len(ranges), C), dt)  # one row of partial sums per piece
+    db_part = np.zeros((len(ranges), C), dt)
     dx = np.empty_like(x2)
-    _ln_bwd(g2, x2, w, _c(mean).reshape(-1), _c(rstd).reshape(-1), dx, dw_part, db_part)
+    threads.run([(_ln_bwd, g2[lo:hi], x2[lo:hi], w, mean1[lo:hi], rstd1[lo:hi], dx[lo:hi],
+                  dw_part[i], db_part[i]) for i, (lo, hi) in enumerate(ranges)])
     dweight = dw_part.sum(axis=0) if weight is not None else None
     return dx.reshape(x.shape), dweight, db_part.sum(axis=0)
 
 
 # ---------------------------------------------------------------------------------------------
 # cross entropy
-# cross_entropy_forward/backward: NumPy's SIMD exp beat Numba's scalar exp on (B*T, 65) logits
-# (0.6-0.9x at the medium shapes, benchmarks/kernels.py), so the reference serves both.
-@njit(parallel=True, cache=True, fastmath=_FM)
+
+
+@_kernel
 def _cross_entropy_rows(logits, targets, ignore_index, losses, lse):
     # One pass per row: max, logsumexp, and the loss of the target class.
-    N, C = logits.shape
-    for r in prange(N):
+    C = logits.shape[1]
+    for r in range(logits.shape[0]):
         m = logits[r, 0]
         for c in range(1, C):
             m = max(m, logits[r, c])
         s = logits.dtype.type(0)
         for c in range(C):
-            s += _exp_nonpositive(logits[r, c] - m)
+            s += exp_nonpositive(logits[r, c] - m)
         lse[r] = m + math.log(s)
         t = targets[r]
         losses[r] = 0 if t == ignore_index else lse[r] - logits[r, t]
 
 
-@njit(parallel=True, cache=True, fastmath=_FM)
+@_kernel
 def _cross_entropy_bwd_rows(logits, targets, lse, grad_losses, ignore_index, out):
-    N, C = logits.shape
-    for r in prange(N):
+    C = logits.shape[1]
+    for r in range(logits.shape[0]):
         t = targets[r]
         if t == ignore_index:
             out[r, :] = 0
             continue
         g = grad_losses[r]
         for c in range(C):
-            out[r, c] = _exp_nonpositive(logits[r, c] - lse[r]) * g
+            out[r, c] = exp_nonpositive(logits[r, c] - lse[r]) * g
         out[r, t] -= g
 
 
 def cross_entropy_forward(logits, targets, ignore_index):
     """Per-row cross entropy of logits (N, C) against int targets (N,): (losses, lse)."""
     x = _rows(logits)
-    t = _ints(targets)
     losses = np.empty(x.shape[0], dtype=x.dtype)
     lse = np.empty(x.shape[0], dtype=x.dtype)
-    _cross_entropy_rows(x, t, ignore_index, losses, lse)
+    t = _ints(targets)
+    _split(x.size, x.shape[0], lambda lo, hi: (_cross_entropy_rows, x[lo:hi], t[lo:hi],
+                                               ignore_index, losses[lo:hi], lse[lo:hi]))
     return losses, lse
 
 
 def cross_entropy_backward(logits, targets, lse, grad_losses, ignore_index):
     """dL/dlogits = (softmax(logits) - onehot(target)) * grad_losses per row; 0 if ignored."""
-    if np.size(logits) < _SMALL:  # NumPy's one vectorised pass wins below a parallel launch
-        return reference.cross_entropy_backward(logits, targets, lse, grad_losses, ignore_index)
     x = _rows(logits)
     g = _c(np.broadcast_to(np.asarray(grad_losses, dtype=x.dtype), (x.shape[0],)))
     out = np.empty_like(x)
-    _cross_entropy_bwd_rows(x, _ints(targets), _c(np.asarray(lse, dtype=x.dtype)), g,
-                            ignore_index, out)
+    t, lse = _ints(targets), _c(np.asarray(lse, dtype=x.dtype))
+    _split(x.size, x.shape[0], lambda lo, hi: (_cross_entropy_bwd_rows, x[lo:hi], t[lo:hi],
+                                               lse[lo:hi], g[lo:hi], ignore_index, out[lo:hi]))
     return out
 
 
@@ -520,91 +480,66 @@ def _ints(a):
 
 
 # ---------------------------------------------------------------------------------------------
-# GELU (elementwise, flat, in parallel)
+# GELU (elementwise, flat)
+
+_SQRT_2_OVER_PI = 0.7978845608028654
 
 
-# float32 GELU without libm. math.erf is a scalar libm call (about 10 ns an element), which
-# made GELU the slowest op of a training step. In float32, erfc(z) for z >= 0 is Numerical
-# Recipes' erfcc, t exp(-z^2 + P(t)) with t = 1 / (1 + z/2), relative error < 1.2e-7, with
-# the vectorisable exp above: GELU within 2.5e-7 of exact (PyTorch's float32 GELU: 1.1e-6).
-# float64 keeps math.erf and math.exp (exact), since float64 is for gradient checks.
-_ERFC_COEFS = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807,
-               -1.13520398, 1.48851587, -0.82215223, 0.17087277)
+# float32: one kernel per form, so that a model compiles only the form it uses (each takes
+# about half a second to compile on a first run)
 
 
-@njit(inline="always", fastmath=_FM)
-def _normal_cdf_f32(x):
-    """Phi(x) = 0.5 erfc(-x / sqrt(2)) in float32."""
+@_kernel
+def _gelu_erf_f32(x, out):
+    for i in range(x.size):
+        out[i] = x[i] * normal_cdf_f32(x[i])
+
+
+@_kernel
+def _gelu_erf_bwd_f32(x, grad, out):
     c = np.float32
-    e = _ERFC_COEFS
-    z = abs(x) * c(0.7071067811865476)
-    t = c(1) / (c(1) + c(0.5) * z)
-    p = c(e[9])
-    p = p * t + c(e[8])
-    p = p * t + c(e[7])
-    p = p * t + c(e[6])
-    p = p * t + c(e[5])
-    p = p * t + c(e[4])
-    p = p * t + c(e[3])
-    p = p * t + c(e[2])
-    p = p * t + c(e[1])
-    p = p * t + c(e[0])
-    half_erfc = c(0.5) * t * _exp_nonpositive_f32(p - z * z)
-    return c(1) - half_erfc if x >= 0 else half_erfc
-
-
-@njit(inline="always", fastmath=_FM)
-def _tanh_f32(u):
-    """tanh(u) in float32 from exp(-2|u|)."""
-    e = _exp_nonpositive_f32(np.float32(-2) * abs(u))
-    t = (np.float32(1) - e) / (np.float32(1) + e)
-    return t if u >= 0 else -t
-
-
-@njit(parallel=True, cache=True, fastmath=_FM)
-def _gelu_f32(x, use_tanh, out):
-    c = np.float32
-    for i in prange(x.size):
+    for i in range(x.size):
         xi = x[i]
-        if use_tanh:
-            u = c(0.7978845608028654) * (xi + c(0.044715) * xi * xi * xi)  # sqrt(2/pi) (...)
-            out[i] = c(0.5) * xi * (c(1) + _tanh_f32(u))
-        else:
-            out[i] = xi * _normal_cdf_f32(xi)
+        pdf = exp_nonpositive_f32(c(-0.5) * xi * xi) * c(0.3989422804014327)
+        out[i] = grad[i] * (normal_cdf_f32(xi) + xi * pdf)
 
 
-@njit(parallel=True, cache=True, fastmath=_FM)
-def _gelu_bwd_f32(x, grad, use_tanh, out):
+@_kernel
+def _gelu_tanh_f32(x, out):
     c = np.float32
-    for i in prange(x.size):
+    for i in range(x.size):
         xi = x[i]
-        if use_tanh:
-            t = _tanh_f32(c(0.7978845608028654) * (xi + c(0.044715) * xi * xi * xi))
-            dinner = c(0.7978845608028654) * (c(1) + c(3 * 0.044715) * xi * xi)
-            out[i] = grad[i] * (c(0.5) * (c(1) + t) + c(0.5) * xi * (c(1) - t * t) * dinner)
-        else:
-            pdf = _exp_nonpositive_f32(c(-0.5) * xi * xi) * c(0.3989422804014327)
-            out[i] = grad[i] * (_normal_cdf_f32(xi) + xi * pdf)
+        u = c(_SQRT_2_OVER_PI) * (xi + c(0.044715) * xi * xi * xi)
+        out[i] = c(0.5) * xi * (c(1) + tanh_f32(u))
 
 
-@njit(parallel=True, cache=True)
+@_kernel
+def _gelu_tanh_bwd_f32(x, grad, out):
+    c = np.float32
+    for i in range(x.size):
+        xi = x[i]
+        t = tanh_f32(c(_SQRT_2_OVER_PI) * (xi + c(0.044715) * xi * xi * xi))
+        dinner = c(_SQRT_2_OVER_PI) * (c(1) + c(3 * 0.044715) * xi * xi)
+        out[i] = grad[i] * (c(0.5) * (c(1) + t) + c(0.5) * xi * (c(1) - t * t) * dinner)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
 def _gelu_f64(x, use_tanh, out):
-    for i in prange(x.size):
+    for i in range(x.size):
         xi = x[i]
         if use_tanh:
-            out[i] = 0.5 * xi * (1.0 + math.tanh(math.sqrt(2 / math.pi) * (xi + 0.044715 * xi**3)))
+            out[i] = 0.5 * xi * (1.0 + math.tanh(_SQRT_2_OVER_PI * (xi + 0.044715 * xi**3)))
         else:
             out[i] = 0.5 * xi * (1.0 + math.erf(xi / math.sqrt(2)))
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _gelu_bwd_f64(x, grad, use_tanh, out):
-    k = math.sqrt(2 / math.pi)
-    for i in prange(x.size):
+    for i in range(x.size):
         xi = x[i]
         if use_tanh:
-            t = math.tanh(k * (xi + 0.044715 * xi**3))
-            dinner = k * (1.0 + 3 * 0.044715 * xi * xi)
+            t = math.tanh(_SQRT_2_OVER_PI * (xi + 0.044715 * xi**3))
+            dinner = _SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * xi * xi)
             out[i] = grad[i] * (0.5 * (1.0 + t) + 0.5 * xi * (1.0 - t * t) * dinner)
         else:
             cdf = 0.5 * (1.0 + math.erf(xi / math.sqrt(2)))
@@ -617,8 +552,12 @@ def gelu(x, approximate):
     _check_approximate(approximate)
     x1 = _c(x).reshape(-1)
     out = np.empty_like(x1)
-    kernel = _gelu_f32 if x1.dtype == np.float32 else _gelu_f64
-    kernel(x1, approximate == "tanh", out)
+    if x1.dtype == np.float32:
+        kernel = _gelu_tanh_f32 if approximate == "tanh" else _gelu_erf_f32
+        _split(x1.size, x1.size, lambda lo, hi: (kernel, x1[lo:hi], out[lo:hi]))
+    else:
+        _split(x1.size, x1.size, lambda lo, hi: (_gelu_f64, x1[lo:hi], approximate == "tanh",
+                                                 out[lo:hi]))
     return out.reshape(np.shape(x))
 
 
@@ -628,8 +567,12 @@ def gelu_backward(x, grad, approximate):
     x1 = _c(x).reshape(-1)
     g1 = _c(np.asarray(grad, dtype=x1.dtype)).reshape(-1)
     out = np.empty_like(x1)
-    kernel = _gelu_bwd_f32 if x1.dtype == np.float32 else _gelu_bwd_f64
-    kernel(x1, g1, approximate == "tanh", out)
+    if x1.dtype == np.float32:
+        kernel = _gelu_tanh_bwd_f32 if approximate == "tanh" else _gelu_erf_bwd_f32
+        _split(x1.size, x1.size, lambda lo, hi: (kernel, x1[lo:hi], g1[lo:hi], out[lo:hi]))
+    else:
+        _split(x1.size, x1.size, lambda lo, hi: (_gelu_bwd_f64, x1[lo:hi], g1[lo:hi],
+                                                 approximate == "tanh", out[lo:hi]))
     return out.reshape(np.shape(x))
 
 
@@ -637,7 +580,7 @@ def gelu_backward(x, grad, approximate):
 # embedding
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _embedding_bwd(idx, grad, dweight):
     # serial: repeated indices write the same row, and the work (N x D adds) is too small
     # for threads to pay
@@ -659,9 +602,9 @@ def embedding_backward(idx, grad, num_embeddings):
 # optimizer: one pass over each parameter's four arrays, in place (NumPy makes ~10 passes)
 
 
-@njit(parallel=True, cache=True, fastmath=_FM)
-def _adamw_parallel(p, g, m, v, decay, b1, b2, step_size, inv_bc2_sqrt, eps):
-    for i in prange(p.size):
+@_kernel
+def _adamw(p, g, m, v, decay, b1, b2, step_size, inv_bc2_sqrt, eps):
+    for i in range(p.size):
         gi = g[i]
         mi = b1 * m[i] + (1 - b1) * gi
         vi = b2 * v[i] + (1 - b2) * gi * gi
@@ -673,12 +616,12 @@ def _adamw_parallel(p, g, m, v, decay, b1, b2, step_size, inv_bc2_sqrt, eps):
 def adamw_step(params, grads, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps, weight_decay, step):
     """One in-place AdamW update of lists of arrays, exactly PyTorch's formula. Returns None."""
     for p, g, m, v in zip(params, grads, exp_avgs, exp_avg_sqs, strict=True):
-        contiguous = p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous
-        if p.size < _SMALL or not contiguous:
+        if not (p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous):
             reference.adamw_step([p], [g], [m], [v], lr, beta1, beta2, eps, weight_decay, step)
             continue
         f = p.dtype.type
-        _adamw_parallel(p.reshape(-1), _c(np.asarray(g, dtype=p.dtype)).reshape(-1),
-                        m.reshape(-1), v.reshape(-1), f(1 - lr * weight_decay), f(beta1),
-                        f(beta2), f(lr / (1 - beta1**step)), f(1 / math.sqrt(1 - beta2**step)),
-                        f(eps))
+        p1, m1, v1 = p.reshape(-1), m.reshape(-1), v.reshape(-1)
+        g1 = _c(np.asarray(g, dtype=p.dtype)).reshape(-1)
+        scalars = (f(1 - lr * weight_decay), f(beta1), f(beta2), f(lr / (1 - beta1**step)),
+                   f(1 / math.sqrt(1 - beta2**step)), f(eps))
+        _split(p.size, p.size, _sliced(_adamw, (p1, g1, m1, v1), scalars))

@@ -60,17 +60,16 @@ def _additive_mask(mask, dtype):
     return mask.astype(dtype, copy=False)
 
 
-def sdpa_forward(q, k, v, mask, is_causal, scale):
-    """Scaled dot-product attention: softmax(q @ k^T * scale + mask) @ v.
+def sdpa_forward(q, k, v, mask, is_causal):
+    """Scaled dot-product attention: softmax(q @ k^T / sqrt(d) + mask) @ v.
 
     q (..., T, d), k and v (..., S, d) with the same leading dims (callers broadcast first).
     `mask` is None or broadcastable to (..., T, S): bool (True = may attend) or additive
     float. `is_causal` lets query i attend keys j <= i (top-left aligned, as PyTorch's).
-    `scale` None means 1/sqrt(d). Returns (out (..., T, d), probs (..., T, S)); masked
-    entries of probs are exactly 0 and a fully masked row gives zeros, never NaN.
+    Returns (out (..., T, d), probs (..., T, S)); masked entries of probs are exactly 0 and
+    a fully masked row gives zeros, never NaN.
     """
-    if scale is None:
-        scale = 1.0 / np.sqrt(q.shape[-1])
+    scale = 1.0 / np.sqrt(q.shape[-1])
     T, S = q.shape[-2], k.shape[-2]
     scores = np.matmul(q, np.swapaxes(k, -1, -2)) * q.dtype.type(scale)  # (..., T, S)
     if mask is not None:
@@ -81,14 +80,12 @@ def sdpa_forward(q, k, v, mask, is_causal, scale):
     return np.matmul(probs, v), probs
 
 
-def sdpa_backward(q, k, v, probs, grad_out, scale):
+def sdpa_backward(q, k, v, probs, grad_out):
     """Gradients (dq, dk, dv) of sdpa_forward, from its probs and dL/dout (..., T, d).
 
     The mask is a constant, so it needs no gradient: it is already folded into probs.
     """
-    if scale is None:
-        scale = 1.0 / np.sqrt(q.shape[-1])
-    scale = q.dtype.type(scale)
+    scale = q.dtype.type(1.0 / np.sqrt(q.shape[-1]))
     dv = np.matmul(np.swapaxes(probs, -1, -2), grad_out)  # (..., S, d)
     dprobs = np.matmul(grad_out, np.swapaxes(v, -1, -2))  # (..., T, S)
     dscores = softmax_backward(probs, dprobs) * scale  # (..., T, S)

@@ -21,12 +21,12 @@ class ScaledDotProductAttention(Function):
 
     @staticmethod
     def forward(ctx, q, k, v, mask, is_causal):
-        out, probs = K.sdpa_forward(q, k, v, mask, is_causal, None)  # (..., T, d), (..., T, S)
+        out, probs = K.sdpa_forward(q, k, v, mask, is_causal)  # (..., T, d), (..., T, S)
         ctx.save_for_backward(q, k, v, probs)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         q, k, v, probs = ctx.saved_tensors
-        dq, dk, dv = K.sdpa_backward(q, k, v, probs, grad, None)
+        dq, dk, dv = K.sdpa_backward(q, k, v, probs, grad)
         return dq, dk, dv, None, None
