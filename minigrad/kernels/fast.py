@@ -11,7 +11,8 @@ What shapes the speed (benchmarks/kernels.py measures each kernel against its re
 - no OpenMP and no spinning threads: Numba's own parallel layer (OpenMP) spins after each
   kernel and stole the second core from the matmul that came next, unless the process set
   OMP_WAIT_POLICY, which minigrad may not do to its host; threads.py explains;
-- matmul stays in BLAS on one thread per call, with large products split over the cores;
+- matmul is BLAS with the host's own thread setting (faster here than one BLAS thread per
+  call with the product split over minigrad's threads);
 - exp, erf and tanh are computed without libm in float32 (vecmath.py), so the softmax,
   cross-entropy and GELU loops vectorise;
 - attention keeps its two matmuls in BLAS around one fused Numba pass for scale + mask +
@@ -33,9 +34,6 @@ from minigrad.kernels.vecmath import exp_nonpositive, exp_nonpositive_f32, norma
 # Below this many elements a kernel runs in one piece: waking a thread costs more than
 # it saves.
 _MIN_SPLIT_SIZE = 1 << 16
-# Below this many flops a matmul is not split (measured: the baby GPT's (12, 4, 64, 32)
-# attention products, 12.6 MFLOP, ran 0.7x when split).
-_MIN_SPLIT_FLOPS = 16e6
 
 
 def _kernel(fn):
@@ -91,37 +89,20 @@ def _sliced(kernel, arrays, rest):
 
 
 # ---------------------------------------------------------------------------------------------
-# matmul: BLAS on one thread per call, large products cut in pieces computed at once
-
-
-def _matmul_pieces(a, b, out, lead):
-    """Argument triples (a, b, out) for np.matmul that cover `out` piece by piece."""
-    if lead and a.shape[:-2] == lead and b.shape[:-2] == lead and lead[0] >= threads.THREADS:
-        return [(a[lo:hi], b[lo:hi], out[lo:hi]) for lo, hi in threads.pieces(lead[0])]
-    if a.shape[:-2] == lead and a.shape[-2] >= 8 * threads.THREADS:  # rows
-        return [(a[..., lo:hi, :], b, out[..., lo:hi, :])
-                for lo, hi in threads.pieces(a.shape[-2])]
-    return None
+# matmul: the host's BLAS with its own threads
 
 
 def matmul(a, b):
     """a (..., n, k) @ b (..., k, m) -> (..., n, m), batch dims broadcast as NumPy's.
 
-    Like the Numba kernels it gives inf on overflow without a warning (a diverging run is
-    reported once, by whoever checks the loss).
+    BLAS runs with the host's own thread setting: measured in fresh processes on the
+    project's 2-core machine, a baby-GPT step took 56-60 ms this way against 70-83 ms with
+    BLAS held to one thread and large products split over minigrad's threads. Like the
+    Numba kernels it gives inf on overflow without a warning (a diverging run is reported
+    once, by whoever checks the loss).
     """
-    lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    out = np.empty(lead + (a.shape[-2], b.shape[-1]), dtype=np.result_type(a.dtype, b.dtype))
-    flops = 2 * out.size * a.shape[-1]
-    parts = None
-    if threads.THREADS > 1 and flops >= _MIN_SPLIT_FLOPS:
-        parts = _matmul_pieces(a, b, out, lead)
-    with threads.one_blas_thread(), np.errstate(over="ignore", invalid="ignore"):
-        if parts is None:
-            np.matmul(a, b, out=out)
-        else:
-            threads.run([(np.matmul, *part) for part in parts])
-    return out
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.matmul(a, b)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """minigrad's own threads: how the fast kernels use both cores without touching the host.
 
 minigrad starts no thread at import and sets no process-wide thread limit. Its parallel
-work (matmul pieces, row kernels) runs on the calling thread plus a small pool of its own
+work (the row kernels) runs on the calling thread plus a small pool of its own
 threads (`minigrad-worker-*`), created at the first parallel call, which sleep when idle.
 Nothing spins: an OpenMP or OpenBLAS worker that busy-waits after its call steals a core
 from whatever runs next, and on a 2-core machine that was the difference between 50 and
@@ -9,16 +9,11 @@ from whatever runs next, and on a 2-core machine that was the difference between
 
 - `run(calls)` runs calls (fn, *args) at once, e.g. one Numba kernel per piece of rows
   (`pieces(n)`); the kernels release the GIL (nogil), so the pieces truly run at once.
-- `one_blas_thread()` sets BLAS to one thread for a block and restores the host's setting
-  after it, so that a product that minigrad splits is not split again by BLAS.
 """
 
-import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-
-from threadpoolctl import ThreadpoolController
 
 
 def _cores():
@@ -64,29 +59,3 @@ def run(calls):
     finally:
         for job in pending:
             job.result()
-
-
-_blas = None
-
-
-def _blas_libs():
-    global _blas
-    if _blas is None:
-        _blas = ThreadpoolController().select(user_api="blas").lib_controllers
-    return _blas
-
-
-@contextlib.contextmanager
-def one_blas_thread():
-    """BLAS on one thread inside the block; the host's setting is restored after it."""
-    libs = _blas_libs()
-    before = [lib.get_num_threads() for lib in libs]
-    for lib, n in zip(libs, before, strict=True):
-        if n != 1:
-            lib.set_num_threads(1)
-    try:
-        yield
-    finally:
-        for lib, n in zip(libs, before, strict=True):
-            if n != 1:
-                lib.set_num_threads(n)
