@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from minigrad.models.errors import ConfigError
 
 import minigrad as mg
 import minigrad.functional as F
@@ -55,6 +56,15 @@ class GPTConfig:
         if self.pos_encoding not in POS_ENCODINGS:
             raise ValueError(f"GPTConfig: pos_encoding must be one of {POS_ENCODINGS}, "
                              f"got {self.pos_encoding!r}")
+
+
+def check_sampling(temperature, top_k):
+    """Refuse sampling settings that mean nothing: a ConfigError (a ValueError) naming the
+    setting, e.g. `temperature must be > 0, got 0`."""
+    if not temperature > 0.0:
+        raise ConfigError("temperature", f"must be > 0, got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ConfigError("top_k", f"must be >= 1 or None, got {top_k}")
 
 
 def sinusoidal_positions(block_size, n_embd):
@@ -210,10 +220,10 @@ class GPT(nn.Module):
     def stream(self, idx, max_new_tokens, temperature=1.0, top_k=None, use_cache=True):
         """Yield the next ids (B,) one step at a time: the generator behind `generate`,
         for callers that print as they go. See `generate` for the arguments."""
-        if not temperature > 0.0:
-            raise ValueError(f"generate: temperature must be > 0, got {temperature}")
-        if top_k is not None and top_k < 1:
-            raise ValueError(f"generate: top_k must be >= 1 or None, got {top_k}")
+        try:
+            check_sampling(temperature, top_k)
+        except ValueError as e:
+            raise ValueError(f"generate: {e}") from None
         if max_new_tokens < 0:
             raise ValueError(f"generate: max_new_tokens must be >= 0, got {max_new_tokens}")
         ids = np.asarray(idx.data if isinstance(idx, mg.Tensor) else idx)

@@ -14,6 +14,7 @@ import time
 import numpy as np
 from minigrad.models.checkpoint import model_from_checkpoint
 from minigrad.models.errors import UserError
+from minigrad.models.gpt import check_sampling
 
 import minigrad as mg
 
@@ -43,10 +44,7 @@ def _check(num_chars, temperature, top_k, num_samples):
     """Refuse bad settings before anything is loaded or written."""
     if num_chars < 0:
         raise UserError(f"--num-chars must be >= 0, got {num_chars}")
-    if not temperature > 0:
-        raise UserError(f"--temperature must be > 0, got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise UserError(f"--top-k must be >= 1, got {top_k}")
+    check_sampling(temperature, top_k)  # a ConfigError: the CLI names the flag
     if num_samples < 1:
         raise UserError(f"--num-samples must be >= 1, got {num_samples}")
 

@@ -21,7 +21,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from minigrad.models.checkpoint import load_checkpoint, save_checkpoint
 from minigrad.models.data import CharTokenizer
-from minigrad.models.errors import ConfigError, NonFiniteLossError, UserError
+from minigrad.models.errors import (
+    ConfigError,
+    NonFiniteLossError,
+    UserError,
+    check_training_settings,
+)
 from minigrad.models.interrupt import StopRequest
 from minigrad.models.runlog import read_log, write_log
 from minigrad.models.seq2seq import Seq2Seq, Seq2SeqConfig
@@ -66,16 +71,8 @@ class Seq2SeqTrainConfig:
     progress: bool = True
 
     def __post_init__(self):
-        for name in ("max_iters", "warmup_iters", "show"):
-            if getattr(self, name) < 0:
-                raise ConfigError(name, f"must be >= 0, got {getattr(self, name)}")
-        for name in ("batch_size", "eval_interval", "eval_subset", "eval_examples"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(name, f"must be positive, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ConfigError("lr", f"must be > 0, got {self.lr}")
-        if not 0 <= self.min_lr <= self.lr:
-            raise ConfigError("min_lr", f"must be in [0, lr={self.lr}], got {self.min_lr}")
+        check_training_settings(self, ("max_iters", "warmup_iters", "show"),
+                                ("batch_size", "eval_interval", "eval_subset", "eval_examples"))
 
 
 def exact_match(model, tokenizer, pairs, block_size, batch_size=500):

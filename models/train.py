@@ -25,7 +25,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from minigrad.models.checkpoint import CONFIG_FILE, load_checkpoint, save_checkpoint
 from minigrad.models.data import CharDataset, CharTokenizer, load_text
-from minigrad.models.errors import ConfigError, NonFiniteLossError, UserError
+from minigrad.models.errors import (
+    ConfigError,
+    NonFiniteLossError,
+    UserError,
+    check_training_settings,
+)
 from minigrad.models.gpt import GPT, GPTConfig
 from minigrad.models.interrupt import StopRequest
 from minigrad.models.runlog import LossPlotter, read_log, write_log
@@ -75,16 +80,8 @@ class TrainConfig:
     progress: bool = True  # show the tqdm bar
 
     def __post_init__(self):
-        for name in ("max_iters", "warmup_iters"):
-            if getattr(self, name) < 0:
-                raise ConfigError(name, f"must be >= 0, got {getattr(self, name)}")
-        for name in ("batch_size", "eval_interval", "eval_iters", "log_interval"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(name, f"must be positive, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ConfigError("lr", f"must be > 0, got {self.lr}")
-        if not 0 <= self.min_lr <= self.lr:
-            raise ConfigError("min_lr", f"must be in [0, lr={self.lr}], got {self.min_lr}")
+        check_training_settings(self, ("max_iters", "warmup_iters"),
+                                ("batch_size", "eval_interval", "eval_iters", "log_interval"))
 
     @property
     def decay_iters(self):
