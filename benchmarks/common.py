@@ -1,6 +1,7 @@
 """What the benchmark jobs share: models, settings, batches, timing. NumPy only, so that
 importing it brings neither framework into a process."""
 
+import argparse
 import statistics
 import time
 
@@ -34,3 +35,14 @@ def median_ms(fn, data, warmup):
         if i >= warmup:
             times.append(time.perf_counter() - start)
     return 1000 * statistics.median(times)
+
+
+def job_parser(description):
+    """The command line both per-framework jobs share: task, config, steps, warmup, t0."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("task", choices=["step", "eval", "cold"])
+    parser.add_argument("--config", choices=sorted(CONFIGS), default="baby")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--t0", type=float, help="time.time() when the process was launched")
+    return parser

@@ -7,14 +7,23 @@
 Prints one JSON line: the same measurements as benchmarks.job_torch, same batches.
 """
 
-import argparse
 import json
 import time
 
 from minigrad.models.gpt import GPT, GPTConfig
 
 import minigrad as mg
-from benchmarks.common import BETAS, CLIP, CONFIGS, LR, VOCAB, WEIGHT_DECAY, batches, median_ms
+from benchmarks.common import (
+    BETAS,
+    CLIP,
+    CONFIGS,
+    LR,
+    VOCAB,
+    WEIGHT_DECAY,
+    batches,
+    job_parser,
+    median_ms,
+)
 from minigrad import optim
 
 
@@ -44,12 +53,7 @@ def eval_batch(model, x, y):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=["step", "eval", "cold"])
-    parser.add_argument("--config", choices=sorted(CONFIGS), default="baby")
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--t0", type=float, help="time.time() when the process was launched")
+    parser = job_parser(__doc__.splitlines()[0])
     args = parser.parse_args()
     config = CONFIGS[args.config]
     model, opt = model_and_optimizer(config)

@@ -9,13 +9,22 @@ Prints one JSON line. Nothing here imports minigrad, except with --host-minigrad
 whole point is to measure PyTorch in a process that imported and ran minigrad.
 """
 
-import argparse
 import json
 import time
 
 import torch
 
-from benchmarks.common import BETAS, CLIP, CONFIGS, LR, VOCAB, WEIGHT_DECAY, batches, median_ms
+from benchmarks.common import (
+    BETAS,
+    CLIP,
+    CONFIGS,
+    LR,
+    VOCAB,
+    WEIGHT_DECAY,
+    batches,
+    job_parser,
+    median_ms,
+)
 from benchmarks.train_torch_reference import init_like_nanogpt, optimizer
 from tests.torch_gpt import TorchGPT
 
@@ -56,12 +65,7 @@ def host_minigrad(config):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=["step", "eval", "cold"])
-    parser.add_argument("--config", choices=sorted(CONFIGS), default="baby")
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--t0", type=float, help="time.time() when the process was launched")
+    parser = job_parser(__doc__.splitlines()[0])
     parser.add_argument("--host-minigrad", action="store_true")
     args = parser.parse_args()
     config = CONFIGS[args.config]
