@@ -40,6 +40,16 @@ def t64(a, grad=False):
     return torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=grad)
 
 
+@pytest.fixture(autouse=True, params=["whole", "split"])
+def pieces(request, monkeypatch):
+    """Every test runs twice: with the kernels' own size rule (the test shapes are small,
+    so one piece) and with every array cut into one piece per thread (the path large
+    arrays take)."""
+    if request.param == "split":
+        monkeypatch.setattr(fast, "_MIN_SPLIT_SIZE", 0)
+    return request.param
+
+
 ROW_SHAPES = [(768, 65), (12, 4, 64, 64), (1, 1), (3, 1, 5), (7, 1)]
 
 
