@@ -30,7 +30,7 @@ from numba import njit
 from minigrad.kernels import reference, threads
 from minigrad.kernels.reference import _additive_mask, _check_approximate
 from minigrad.kernels.vecmath import FASTMATH as _FM
-from minigrad.kernels.vecmath import exp_nonpositive, exp_nonpositive_f32, normal_cdf_f32, tanh_f32
+from minigrad.kernels.vecmath import exp_nonpositive, normal_cdf_f32, normal_tail_f32, tanh_f32
 
 # Below this many elements a kernel runs in one piece on the calling thread. Waking a pool
 # thread and waiting for it costs tens of microseconds, and while BLAS's own threads still
@@ -485,8 +485,9 @@ def _gelu_erf_bwd_f32(x, grad, out):
     c = np.float32
     for i in range(x.size):
         xi = x[i]
-        pdf = exp_nonpositive_f32(c(-0.5) * xi * xi) * c(0.3989422804014327)
-        out[i] = grad[i] * (normal_cdf_f32(xi) + xi * pdf)
+        tail, e = normal_tail_f32(xi)  # Phi(-|x|), exp(-x^2 / 2): one exp for cdf and pdf
+        cdf = c(1) - tail if xi >= 0 else tail
+        out[i] = grad[i] * (cdf + xi * e * c(0.3989422804014327))  # 1 / sqrt(2 pi)
 
 
 @_kernel
