@@ -30,7 +30,13 @@ from numba import njit
 from minigrad.kernels import reference, threads
 from minigrad.kernels.reference import _additive_mask, _check_approximate
 from minigrad.kernels.vecmath import FASTMATH as _FM
-from minigrad.kernels.vecmath import exp_nonpositive, normal_cdf_f32, normal_tail_f32, tanh_f32
+from minigrad.kernels.vecmath import (
+    exp_nonpositive,
+    maximum,
+    normal_cdf_f32,
+    normal_tail_f32,
+    tanh_f32,
+)
 
 # Below this many elements a kernel runs in one piece on the calling thread. Waking a pool
 # thread and waiting for it costs tens of microseconds, and while BLAS's own threads still
@@ -208,6 +214,32 @@ def softmax_backward(y, grad):
 # attention: BLAS matmuls around one fused Numba kernel over the (head, query) rows
 
 
+@njit(inline="always", fastmath=_FM)
+def _scale_mask_max(row, mask_row, has_mask, scale):
+    # row[j] = row[j] * scale (+ mask_row[j]) in place; their max (-inf for an empty row).
+    m = row.dtype.type(-np.inf)  # (a float64 -inf would make every exp float64)
+    for j in range(row.size):
+        x = row[j] * scale
+        if has_mask:
+            x += mask_row[j]
+        row[j] = x
+        m = maximum(m, x)  # (max(m, x) kept the loop scalar: 2.3x slower on (48, 64, 64))
+    return m
+
+
+@njit(inline="always", fastmath=_FM)
+def _exp_normalise(row, m):
+    # row <- exp(row - m) / sum(exp(row - m)), m its max (finite)
+    s = row.dtype.type(0)
+    for j in range(row.size):
+        e = exp_nonpositive(row[j] - m)
+        row[j] = e
+        s += e
+    inv = row.dtype.type(1) / s
+    for j in range(row.size):
+        row[j] *= inv
+
+
 @_kernel
 def _attn_softmax(scores, mask, head0, heads_per_mask, has_mask, is_causal, scale):
     # scores (heads, T, S), heads head0, head0 + 1, ... of all BH -> probs in place: scale,
@@ -216,45 +248,31 @@ def _attn_softmax(scores, mask, head0, heads_per_mask, has_mask, is_causal, scal
     # heads_per_mask = BH / M heads, e.g. key padding) or BH; Tm = T, or 1 (one row for
     # every query).
     T, S = scores.shape[1], scores.shape[2]
-    zero, one = scores.dtype.type(0), scores.dtype.type(1)
     mask_rows = mask.shape[1] > 1
     for r in range(scores.shape[0] * T):  # one (head, query) row each
         b, i = r // T, r % T
         mb, mi = (head0 + b) // heads_per_mask, i if mask_rows else 0
-        row = scores[b, i]  # (S,)
         jmax = min(i + 1, S) if is_causal else S  # keys j >= jmax are masked out
-        m = scores.dtype.type(-np.inf)  # (a float64 -inf would make every exp float64)
-        for j in range(jmax):
-            x = row[j] * scale
-            if has_mask:
-                x += mask[mb, mi, j]
-            row[j] = x
-            m = max(m, x)
+        row = scores[b, i, :jmax]  # (jmax,)
+        m = _scale_mask_max(row, mask[mb, mi, :jmax], has_mask, scale)
         if m == -np.inf:  # a fully masked row: zero probabilities, no NaN
-            row[:] = zero
-            continue
-        s = zero
-        for j in range(jmax):
-            e = exp_nonpositive(row[j] - m)
-            row[j] = e
-            s += e
-        inv = one / s
-        for j in range(jmax):
-            row[j] *= inv
-        row[jmax:] = zero
+            row[:] = 0
+        else:
+            _exp_normalise(row, m)
+        scores[b, i, jmax:] = 0
 
 
 @_kernel
 def _attn_softmax_backward(probs, dprobs, scale):
     # dprobs (BH, T, S) -> dscores in place: probs * (dprobs - sum(dprobs * probs)) * scale
-    T, S = probs.shape[1], probs.shape[2]
+    T = probs.shape[1]
     for r in range(probs.shape[0] * T):
-        b, i = r // T, r % T
+        p, d = probs[r // T, r % T], dprobs[r // T, r % T]  # (S,)
         dot = probs.dtype.type(0)
-        for j in range(S):
-            dot += probs[b, i, j] * dprobs[b, i, j]
-        for j in range(S):
-            dprobs[b, i, j] = probs[b, i, j] * (dprobs[b, i, j] - dot) * scale
+        for j in range(p.size):
+            dot += p[j] * d[j]
+        for j in range(p.size):
+            d[j] = p[j] * (d[j] - dot) * scale
 
 
 def _mask3(add, lead, T, S):
