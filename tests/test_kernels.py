@@ -162,7 +162,7 @@ def _mask(rng, kind, lead, T, S, dtype):
 
 @pytest.mark.parametrize("kind", MASKS)
 @pytest.mark.parametrize("dims", [((2, 3), 5, 5, 4), ((1,), 1, 1, 1), ((2,), 4, 6, 3),
-                                  ((2, 2), 6, 4, 8)])
+                                  ((2, 2), 6, 4, 8), ((1, 2), 67, 67, 3)])
 def test_sdpa_vs_torch(dims, kind):
     lead, T, S, d = dims
     rng = np.random.default_rng(3)
@@ -188,15 +188,19 @@ def test_sdpa_vs_torch(dims, kind):
         np.testing.assert_allclose(probs.sum(-1), np.where(dead, 0, 1), rtol=1e-12)
         if is_causal:
             assert (probs[..., np.triu_indices(T, 1, S)[0], np.triu_indices(T, 1, S)[1]] == 0).all()
-        dq, dk, dv = backend.sdpa_backward(q, k, v, probs, go * ~dead[..., None])
+        dq, dk, dv = backend.sdpa_backward(q, k, v, probs, go * ~dead[..., None], is_causal)
         for got, want in [(dq, tq), (dk, tk), (dv, tv)]:
             check(got, np.nan_to_num(want.grad.numpy()), np.float64)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kind", ["none", "causal", "bool", "additive", "bool_per_head"])
-@pytest.mark.parametrize("dims", [((12, 4), 64, 64, 32), ((1, 1), 1, 3, 2), ((3, 2), 5, 5, 1)])
+@pytest.mark.parametrize("kind", ["none", "causal", "bool", "additive", "bool_per_head",
+                                  "causal_additive"])
+@pytest.mark.parametrize("dims", [((12, 4), 64, 64, 32), ((1, 1), 1, 3, 2), ((3, 2), 5, 5, 1),
+                                  ((2,), 130, 130, 4)])
 def test_sdpa_fast_vs_reference(dims, kind, dtype):
+    """Causal self-attention from T = 64 on runs by blocks of query rows (4 blocks below
+    T = 128, 2 from there; 130 makes uneven ones)."""
     lead, T, S, d = dims
     rng = np.random.default_rng(4)
     q, k, v = _qkv(rng, lead, T, S, d, dtype)
@@ -206,8 +210,8 @@ def test_sdpa_fast_vs_reference(dims, kind, dtype):
     out_f, p_f = fast.sdpa_forward(noncontig(q), noncontig(k), v, mask, is_causal)
     check(out_f, out_r, dtype)
     check(p_f, p_r, dtype)
-    grads_r = reference.sdpa_backward(q, k, v, p_r, go)
-    grads_f = fast.sdpa_backward(q, noncontig(k), noncontig(v), noncontig(p_r), go)
+    grads_r = reference.sdpa_backward(q, k, v, p_r, go, is_causal)
+    grads_f = fast.sdpa_backward(q, noncontig(k), noncontig(v), noncontig(p_r), go, is_causal)
     for got, want in zip(grads_f, grads_r, strict=True):
         check(got, want, dtype)
 

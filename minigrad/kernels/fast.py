@@ -263,16 +263,20 @@ def _attn_softmax(scores, mask, head0, heads_per_mask, has_mask, is_causal, scal
 
 
 @_kernel
-def _attn_softmax_backward(probs, dprobs, scale):
-    # dprobs (BH, T, S) -> dscores in place: probs * (dprobs - sum(dprobs * probs)) * scale
-    T = probs.shape[1]
+def _attn_softmax_backward(probs, dprobs, is_causal, scale):
+    # dprobs (BH, T, S) -> dscores in place: probs * (dprobs - sum(dprobs * probs)) * scale.
+    # is_causal: probs is 0 at keys j > i, so is dscores (dprobs may hold anything there).
+    T, S = probs.shape[1], probs.shape[2]
     for r in range(probs.shape[0] * T):
-        p, d = probs[r // T, r % T], dprobs[r // T, r % T]  # (S,)
+        b, i = r // T, r % T
+        jmax = min(i + 1, S) if is_causal else S
+        p, d = probs[b, i, :jmax], dprobs[b, i, :jmax]  # (jmax,)
         dot = probs.dtype.type(0)
-        for j in range(p.size):
+        for j in range(jmax):
             dot += p[j] * d[j]
-        for j in range(p.size):
+        for j in range(jmax):
             d[j] = p[j] * (d[j] - dot) * scale
+        dprobs[b, i, jmax:] = 0
 
 
 def _mask3(add, lead, T, S):
@@ -291,6 +295,47 @@ def _mask3(add, lead, T, S):
     return _c(np.broadcast_to(add, shape)).reshape(-1, Tm, S)
 
 
+# Causal self-attention (T == S) by blocks of query rows: rows lo:hi attend keys :hi only, so
+# each product skips the blocks above the diagonal, as PyTorch's flash attention does.
+# Measured (interleaved rounds, min): baby shape (48 heads, T 64, d 32) forward 483 -> 425 us
+# and backward 651 -> 561 us with 4 blocks (2: 465, 589 us); medium (48, 256, 64) forward
+# 10.1 -> 9.4 ms and backward 15.5 -> 13.4 ms with 2 blocks, while 4 were slower there
+# (quarter-size products run on one of BLAS's threads).
+
+
+def _causal_blocks(T, S, is_causal):
+    """Query-row blocks [(lo, hi), ...] for causal self-attention, else None."""
+    if not is_causal or T != S or T < 64:
+        return None
+    n = 4 if T < 128 else 2
+    edges = [T * i // n for i in range(n + 1)]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def _matmul_lower(a, b, blocks, out):
+    """The blocks on and below the diagonal of a @ b (..., T, T), into out: rows lo:hi get
+    a[..., lo:hi, :] @ b[..., :, :hi]; out's entries right of them are left untouched."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        for lo, hi in blocks:
+            np.matmul(a[..., lo:hi, :], b[..., :, :hi], out=out[..., lo:hi, :hi])
+    return out
+
+
+def _matmul_tril(a, b, blocks, transpose_a=False):
+    """a @ b (or a^T @ b) for a (..., T, T) zero above its diagonal: rows lo:hi of a @ b
+    are a[..., lo:hi, :hi] @ b[..., :hi, :]; rows lo:hi of a^T @ b are
+    a[..., lo:, lo:hi]^T @ b[..., lo:, :] (the queries that see keys lo:hi)."""
+    out = np.empty(a.shape[:-1] + b.shape[-1:], a.dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for lo, hi in blocks:
+            if transpose_a:
+                part = np.swapaxes(a[..., lo:, lo:hi], -1, -2), b[..., lo:, :]
+            else:
+                part = a[..., lo:hi, :hi], b[..., :hi, :]
+            np.matmul(*part, out=out[..., lo:hi, :])
+    return out
+
+
 def sdpa_forward(q, k, v, mask, is_causal):
     """Scaled dot-product attention: softmax(q @ k^T / sqrt(d) + mask) @ v; (out, probs).
 
@@ -299,10 +344,15 @@ def sdpa_forward(q, k, v, mask, is_causal):
     dt = q.dtype
     lead, T, S = q.shape[:-2], q.shape[-2], k.shape[-2]
     k, v = np.asarray(k, dtype=dt), np.asarray(v, dtype=dt)
+    blocks = _causal_blocks(T, S, is_causal)
     # q, k, v are usually strided views into the fused (B, T, 3C) projection: BLAS reads
     # them in place (each (T, d) slab has unit stride along d), so they are not copied.
-    probs = matmul(q, np.swapaxes(k, -1, -2))  # (..., T, S) scores, then probs in place
-    probs3 = probs.reshape(-1, T, S)  # (BH, T, S), a view: matmul's output is contiguous
+    kt = np.swapaxes(k, -1, -2)
+    if blocks is None:
+        probs = matmul(q, kt)  # (..., T, S) scores, then probs in place
+    else:  # the kernel zeroes what is right of the blocks
+        probs = _matmul_lower(q, kt, blocks, np.empty(lead + (T, S), dt))
+    probs3 = probs.reshape(-1, T, S)  # (BH, T, S), a view: probs is contiguous
     m3 = np.zeros((1, 1, 1), dt) if mask is None else _mask3(_additive_mask(mask, dt), lead, T, S)
     scale = dt.type(1.0 / math.sqrt(q.shape[-1]))
     heads_per_mask = probs3.shape[0] // m3.shape[0]
@@ -312,27 +362,34 @@ def sdpa_forward(q, k, v, mask, is_causal):
                 bool(is_causal), scale)
 
     _split(probs3.size, probs3.shape[0], call)
-    return matmul(probs, v), probs  # (..., T, dv), (..., T, S)
+    out = matmul(probs, v) if blocks is None else _matmul_tril(probs, v, blocks)
+    return out, probs  # (..., T, dv), (..., T, S)
 
 
-def sdpa_backward(q, k, v, probs, grad_out):
+def sdpa_backward(q, k, v, probs, grad_out, is_causal=False):
     """Gradients (dq, dk, dv) of sdpa_forward, from its probs and dL/dout (..., T, d).
 
     The mask is a constant, so it needs no gradient: it is already folded into probs.
+    is_causal (probs is zero above the diagonal) lets the products skip those blocks.
     """
     dt = q.dtype
-    T, S = q.shape[-2], k.shape[-2]
+    lead, T, S = q.shape[:-2], q.shape[-2], k.shape[-2]
     k, v = np.asarray(k, dtype=dt), np.asarray(v, dtype=dt)
     probs, grad_out = _c(np.asarray(probs, dtype=dt)), np.asarray(grad_out, dtype=dt)
-    dv = matmul(np.swapaxes(probs, -1, -2), grad_out)  # (..., S, dv)
-    ds = matmul(grad_out, np.swapaxes(v, -1, -2))  # (..., T, S) dprobs, then dscores in place
+    blocks = _causal_blocks(T, S, is_causal)
+    if blocks is None:
+        dv = matmul(np.swapaxes(probs, -1, -2), grad_out)  # (..., S, dv)
+        ds = matmul(grad_out, np.swapaxes(v, -1, -2))  # (..., T, S) dprobs, then dscores
+    else:  # the kernel zeroes ds right of the blocks
+        dv = _matmul_tril(probs, grad_out, blocks, transpose_a=True)
+        ds = _matmul_lower(grad_out, np.swapaxes(v, -1, -2), blocks, np.empty(lead + (T, S), dt))
     p3, ds3 = probs.reshape(-1, T, S), ds.reshape(-1, T, S)
     scale = dt.type(1.0 / math.sqrt(q.shape[-1]))
     _split(p3.size, p3.shape[0], lambda lo, hi: (_attn_softmax_backward, p3[lo:hi],
-                                                 ds3[lo:hi], scale))
-    dq = matmul(ds, k)  # (..., T, d)
-    dk = matmul(np.swapaxes(ds, -1, -2), q)  # (..., S, d)
-    return dq, dk, dv
+                                                 ds3[lo:hi], bool(is_causal), scale))
+    if blocks is None:
+        return matmul(ds, k), matmul(np.swapaxes(ds, -1, -2), q), dv  # dq, dk, dv
+    return _matmul_tril(ds, k, blocks), _matmul_tril(ds, q, blocks, transpose_a=True), dv
 
 
 # ---------------------------------------------------------------------------------------------

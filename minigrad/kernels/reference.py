@@ -80,10 +80,12 @@ def sdpa_forward(q, k, v, mask, is_causal):
     return np.matmul(probs, v), probs
 
 
-def sdpa_backward(q, k, v, probs, grad_out):
+def sdpa_backward(q, k, v, probs, grad_out, is_causal=False):
     """Gradients (dq, dk, dv) of sdpa_forward, from its probs and dL/dout (..., T, d).
 
     The mask is a constant, so it needs no gradient: it is already folded into probs.
+    is_causal says that probs is zero above the diagonal (fast.py skips those blocks; the
+    result is the same).
     """
     scale = q.dtype.type(1.0 / np.sqrt(q.shape[-1]))
     dv = np.matmul(np.swapaxes(probs, -1, -2), grad_out)  # (..., S, d)

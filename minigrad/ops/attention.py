@@ -23,10 +23,11 @@ class ScaledDotProductAttention(Function):
     def forward(ctx, q, k, v, mask, is_causal):
         out, probs = K.sdpa_forward(q, k, v, mask, is_causal)  # (..., T, d), (..., T, S)
         ctx.save_for_backward(q, k, v, probs)
+        ctx.is_causal = is_causal
         return out
 
     @staticmethod
     def backward(ctx, grad):
         q, k, v, probs = ctx.saved_tensors
-        dq, dk, dv = K.sdpa_backward(q, k, v, probs, grad)
+        dq, dk, dv = K.sdpa_backward(q, k, v, probs, grad, ctx.is_causal)
         return dq, dk, dv, None, None
