@@ -154,8 +154,8 @@ def cases(B, T, C, nh, V, n_layer):
         tb = _torch_bwd(tF.scaled_dot_product_attention(tq, tk, tv, is_causal=True),
                         (tq, tk, tv), go)
     yield "sdpa_backward", {
-        "numba": lambda: fast.sdpa_backward(q, k, v, probs, go),
-        "numpy": lambda: reference.sdpa_backward(q, k, v, probs, go),
+        "numba": lambda: fast.sdpa_backward(q, k, v, probs, go, True),
+        "numpy": lambda: reference.sdpa_backward(q, k, v, probs, go, True),
         "torch": tb,
     }
 
