@@ -127,7 +127,7 @@ def _softmax_rows(x, out, take_log):
     for r in range(x.shape[0]):
         m = x[r, 0]
         for c in range(1, C):
-            m = max(m, x[r, c])
+            m = maximum(m, x[r, c])
         if m == -np.inf:
             out[r, :] = -np.inf if take_log else zero
             continue
@@ -170,7 +170,7 @@ def _log_softmax_backward_rows(y, grad, out):
     for r in range(y.shape[0]):
         m = y[r, 0]
         for c in range(1, C):
-            m = max(m, y[r, c])
+            m = maximum(m, y[r, c])
         if m == -np.inf:
             out[r, :] = 0  # a dead row (all -inf): zero gradient, never NaN
             continue
@@ -489,7 +489,7 @@ def _cross_entropy_rows(logits, targets, ignore_index, losses, lse):
     for r in range(logits.shape[0]):
         m = logits[r, 0]
         for c in range(1, C):
-            m = max(m, logits[r, c])
+            m = maximum(m, logits[r, c])
         s = logits.dtype.type(0)
         for c in range(C):
             s += exp_nonpositive(logits[r, c] - m)
