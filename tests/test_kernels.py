@@ -126,6 +126,24 @@ def test_softmax_family_extremes(backend, dtype):
     assert np.isfinite(dp).all() and np.isfinite(dlp).all()
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nan_propagates_through_row_max(dtype):
+    """A NaN anywhere in a row (even after its largest value) makes the whole row NaN, as in
+    PyTorch, in softmax, cross-entropy and attention; the other rows are untouched."""
+    x = np.array([[5.0, 1.0, np.nan] + [0.0] * 29, [1.0, 2.0, 3.0] + [0.0] * 29], dtype)
+    want = reference.softmax(x)
+    for got in (fast.softmax(x), fast.log_softmax(x)):
+        assert np.isnan(got[0]).all() and np.isfinite(got[1]).all()
+    np.testing.assert_allclose(fast.softmax(x)[1], want[1], rtol=1e-6)
+    losses = fast.cross_entropy_forward(x, np.array([0, 1]), -100)[0]
+    assert np.isnan(losses[0]) and np.isfinite(losses[1])
+    q = np.zeros((1, 2, 4), dtype)
+    k = np.ones((1, 4, 4), dtype)
+    k[0, 3, 0] = np.nan  # key 3: every query's score with it is NaN
+    probs = fast.sdpa_forward(q, k, np.ones_like(k), None, False)[1]
+    assert np.isnan(probs).all()
+
+
 # ---------------------------------------------------------------------------------------------
 # attention
 
