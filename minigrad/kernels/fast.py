@@ -215,6 +215,14 @@ def softmax_backward(y, grad):
 
 
 @njit(inline="always", fastmath=_FM)
+def _zero(row):
+    # row[:] = 0 as a plain loop: on the (48, 64, 64) causal softmax backward, Numba's slice
+    # assignment took 67 us against 55 us this way
+    for j in range(row.size):
+        row[j] = 0
+
+
+@njit(inline="always", fastmath=_FM)
 def _scale_mask_max(row, mask_row, has_mask, scale):
     # row[j] = row[j] * scale (+ mask_row[j]) in place; their max (-inf for an empty row).
     m = row.dtype.type(-np.inf)  # (a float64 -inf would make every exp float64)
@@ -256,10 +264,10 @@ def _attn_softmax(scores, mask, head0, heads_per_mask, has_mask, is_causal, scal
         row = scores[b, i, :jmax]  # (jmax,)
         m = _scale_mask_max(row, mask[mb, mi, :jmax], has_mask, scale)
         if m == -np.inf:  # a fully masked row: zero probabilities, no NaN
-            row[:] = 0
+            _zero(row)
         else:
             _exp_normalise(row, m)
-        scores[b, i, jmax:] = 0
+        _zero(scores[b, i, jmax:])
 
 
 @_kernel
@@ -276,7 +284,7 @@ def _attn_softmax_backward(probs, dprobs, is_causal, scale):
             dot += p[j] * d[j]
         for j in range(jmax):
             d[j] = p[j] * (d[j] - dot) * scale
-        dprobs[b, i, jmax:] = 0
+        _zero(dprobs[b, i, jmax:])
 
 
 def _mask3(add, lead, T, S):
