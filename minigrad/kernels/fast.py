@@ -14,10 +14,12 @@ What shapes the speed (benchmarks/kernels.py measures each kernel against its re
   OMP_WAIT_POLICY, which minigrad may not do to its host; threads.py explains;
 - matmul is BLAS with the host's own thread setting (faster here than one BLAS thread per
   call with the product split over minigrad's threads);
-- exp, erf and tanh are computed without libm in float32 (vecmath.py), so the softmax,
-  cross-entropy and GELU loops vectorise;
+- exp, erf and tanh are computed without libm in float32, and row maxima with a
+  NaN-propagating maximum (vecmath.py), so the softmax, cross-entropy and GELU loops
+  vectorise;
 - attention keeps its two matmuls in BLAS around one fused Numba pass for scale + mask +
-  softmax (and softmax backward + scale).
+  softmax (and softmax backward + scale); causal self-attention runs its products by blocks
+  of query rows, skipping the blocks above the diagonal.
 """
 
 import math
