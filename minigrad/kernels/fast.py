@@ -218,8 +218,8 @@ def softmax_backward(y, grad):
 
 @njit(inline="always", fastmath=_FM)
 def _zero(row):
-    # row[:] = 0 as a plain loop: on the (48, 64, 64) causal softmax backward, Numba's slice
-    # assignment took 67 us against 55 us this way
+    # row[:] = 0 as a plain loop: Numba's slice assignment measured slower (67 against 55 us
+    # on a (48, 64, 64) causal softmax backward that zeroed the upper half of each head)
     for j in range(row.size):
         row[j] = 0
 
@@ -305,10 +305,10 @@ def _mask3(add, lead, T, S):
 
 # Causal self-attention (T == S) by blocks of query rows: rows lo:hi attend keys :hi only, so
 # each product skips the blocks above the diagonal, as PyTorch's flash attention does.
-# Measured (interleaved rounds, min): baby shape (48 heads, T 64, d 32) forward 483 -> 425 us
-# and backward 651 -> 561 us with 4 blocks (2: 465, 589 us); medium (48, 256, 64) forward
-# 10.1 -> 9.4 ms and backward 15.5 -> 13.4 ms with 2 blocks, while 4 were slower there
-# (quarter-size products run on one of BLAS's threads).
+# Measured (min of interleaved rounds, fwd / bwd): baby shape (48 heads, T 64, d 32) 495 / 678
+# us whole, 480 / 617 with 2 blocks, 446 / 584 with 4; medium (48, 256, 64) 11.2 / 18.0 ms
+# whole, 10.5 / 15.4 with 2 blocks, 13.3 / 18.3 with 4 (quarter-size products run on one of
+# BLAS's threads).
 
 
 def _causal_blocks(T, S, is_causal):
