@@ -307,8 +307,7 @@ def _mask3(add, lead, T, S):
 # each product skips the blocks above the diagonal, as PyTorch's flash attention does.
 # Measured (min of interleaved rounds, fwd / bwd): baby shape (48 heads, T 64, d 32) 495 / 678
 # us whole, 480 / 617 with 2 blocks, 446 / 584 with 4; medium (48, 256, 64) 11.2 / 18.0 ms
-# whole, 10.5 / 15.4 with 2 blocks, 13.3 / 18.3 with 4 (quarter-size products run on one of
-# BLAS's threads).
+# whole, 10.5 / 15.4 with 2 blocks, 13.3 / 18.3 with 4 (why 4 lose there is not known).
 
 
 def _causal_blocks(T, S, is_causal):
