@@ -3,6 +3,14 @@
 The update formulas are exactly PyTorch's. Parameters are updated in place on `p.data`,
 keeping their dtype (float32 stays float32). Parameters whose `.grad` is None are skipped.
 
+Building an optimizer lays the parameters of each param group out in one flat buffer (one
+per dtype, the groups as consecutive segments): `p.data` becomes a view of its segment, and
+backward writes `p.grad` into a matching segment of a flat gradient buffer. Then `step()`
+updates a whole group with one kernel call and `clip_grad_norm_` scales every gradient with
+one pass. Arrays taken from `p.data` before the optimizer was built are no longer the
+parameter's. A parameter whose `.data` or `.grad` was replaced by another array is still
+updated correctly: its group then takes the per-parameter path.
+
 An optimizer's `state_dict()` is a pair (arrays, meta): a flat dict name -> ndarray (the
 moment buffers, for safetensors) and a JSON-able dict of scalars (hyper-parameters per group,
 step counts), so a checkpoint needs no pickle.
@@ -29,6 +37,7 @@ class Optimizer:
         # id(param) -> {"step": int, <state_arrays>: ndarray}; keyed by id because Tensor's
         # == is elementwise.
         self.state = {}
+        self._flats = []  # per param group: its _FlatGroup, or None (not laid out flat)
         params = list(params)
         if not params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
@@ -64,6 +73,7 @@ class Optimizer:
         full = {**self.defaults, **group, "params": params}
         self._check_hyper(full)
         self.param_groups.append(full)
+        self._flatten()
 
     def _check_hyper(self, group):
         for name in ("lr", "weight_decay", "momentum", "eps"):
@@ -86,19 +96,121 @@ class Optimizer:
 
     def step(self):
         """Update every parameter that has a gradient, once."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state.get(id(p))
-                if state is None:
-                    state = {"step": 0, **self._init_state(p, group)}
-                    self.state[id(p)] = state
-                state["step"] += 1
-                self._update(p.data, p.grad, state, group)
+        for group, flat in zip(self.param_groups, self._flats, strict=True):
+            if flat is None or not self._step_flat(group, flat):
+                self._step_each(group, flat)
 
-    def _init_state(self, p, group):
-        """The per-parameter state arrays, name -> ndarray, created at its first step."""
+    def _step_each(self, group, flat):
+        """Update the group's parameters one by one (those without a gradient are skipped)."""
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self.state.get(id(p))
+            if state is None:
+                state = {"step": 0, **self._new_state(p, group, flat)}
+                self.state[id(p)] = state
+            state["step"] += 1
+            self._update(p.data, p.grad, state, group)
+
+    def _step_flat(self, group, flat):
+        """Update the whole group with one kernel call over its flat buffers. Returns False,
+        having changed nothing, unless every parameter has its data and gradient in the
+        buffers and all have the same step count."""
+        params = group["params"]
+        if len(params) != len(flat.data_views):
+            return False
+        if not params:
+            return True
+        states = []
+        for p, data, grad in zip(params, flat.data_views, flat.grad_views, strict=True):
+            if p.data is not data or p.grad is not grad:
+                return False
+            states.append(self.state.get(id(p)))
+        if all(state is None for state in states):  # the group's first step
+            for array in self._flat_state(flat, group).values():
+                array[...] = 0
+            states = [{"step": 0, **views} for views in flat.state_views]
+            for p, state in zip(params, states, strict=True):
+                self.state[id(p)] = state
+        step = states[0]["step"]
+        if any(state is None or state["step"] != step for state in states):
+            return False
+        for state in states:
+            state["step"] = step + 1
+        self._update(flat.data, flat.grad, {"step": step + 1, **flat.state}, group)
+        return True
+
+    def _new_state(self, p, group, flat):
+        """Zeroed state arrays for p's first step: views of the group's flat state arrays
+        while p's data is in the flat buffer, else arrays of its own."""
+        i = None if flat is None else flat.index.get(id(p))
+        if i is None or p.data is not flat.data_views[i]:
+            return self._init_state(p.data, group)
+        self._flat_state(flat, group)
+        views = flat.state_views[i]
+        for array in views.values():
+            array[...] = 0
+        return dict(views)
+
+    def _flat_state(self, flat, group):
+        """The group's flat state arrays (made on first use), with their per-param views."""
+        if flat.state is None:
+            flat.state = self._init_state(flat.data, group)
+            flat.state_views = [{name: array[a:b].reshape(shape)
+                                 for name, array in flat.state.items()}
+                                for (a, b), shape in zip(flat.bounds, flat.shapes, strict=True)]
+        return flat.state
+
+    def _flatten(self):
+        """Lay out every group whose parameters' data are distinct float arrays of one dtype
+        (not views of other arrays) in one buffer per dtype, and keep their state in flat
+        arrays too. Called whenever a group is added."""
+        groups = []  # (group, dtype) of the groups laid out flat, or (group, None)
+        seen = set()
+        for group in self.param_groups:
+            params = group["params"]
+            dtypes = {p.dtype for p in params}
+            ok = len(dtypes) == 1 and all(
+                id(p.data) not in seen and (p.data.base is None or p._flat is not None
+                                            and p.data is p._flat[0]) for p in params)
+            seen.update(id(p.data) for p in params)
+            groups.append((group, dtypes.pop() if ok else None))
+        sizes = {}
+        for group, dtype in groups:
+            if dtype is not None:
+                sizes[dtype] = sizes.get(dtype, 0) + sum(p.size for p in group["params"])
+        buffers = {dtype: (np.empty(n, dtype), np.zeros(n, dtype)) for dtype, n in sizes.items()}
+        offsets = dict.fromkeys(sizes, 0)
+        self._flats = []
+        for group, dtype in groups:
+            if dtype is None:
+                self._flats.append(None)
+                continue
+            start = offsets[dtype]
+            offsets[dtype] += sum(p.size for p in group["params"])
+            data, grad = buffers[dtype]
+            flat = _FlatGroup(group["params"], data[start:offsets[dtype]],
+                              grad[start:offsets[dtype]])
+            self._flats.append(flat)
+            self._adopt_state(group, flat)
+
+    def _adopt_state(self, group, flat):
+        """Move the group's existing state arrays into its flat state arrays, so that the
+        per-parameter state dicts hold views of them."""
+        params = [p for p in group["params"] if id(p) in self.state]
+        if not params:
+            return
+        self._flat_state(flat, group)
+        for p in params:
+            state, views = self.state[id(p)], flat.state_views[flat.index[id(p)]]
+            if set(state) - {"step"} == set(views):
+                for name, view in views.items():
+                    view[...] = state[name]
+                    state[name] = view
+
+    def _init_state(self, data, group):
+        """The state arrays, name -> ndarray, of a parameter with ndarray `data` at its first
+        step (or of a whole flat group)."""
         return {}
 
     def _update(self, p, g, state, group):
@@ -149,7 +261,7 @@ class Optimizer:
                 if key not in meta["steps"]:
                     continue
                 state = {"step": int(meta["steps"][key])}
-                expected = self._init_state(p, {**group, **hyper})
+                expected = self._init_state(p.data, {**group, **hyper})
                 got = saved_arrays.get(key, {})
                 if set(got) != set(expected):
                     raise ValueError(f"{type(self).__name__}.load_state_dict: parameter {key} "
@@ -166,6 +278,39 @@ class Optimizer:
         for group, hyper in zip(self.param_groups, merged, strict=True):
             group.update(hyper)
         self.state = new_state
+        for group, flat in zip(self.param_groups, self._flats, strict=True):
+            if flat is not None:
+                self._adopt_state(group, flat)
+
+
+class _FlatGroup:
+    """A param group laid out in segments `data` and `grad` (1-D) of an optimizer's flat
+    buffers: each parameter's data is a view of its part of `data`, and `p._flat` holds
+    (data view, grad view) so that backward writes its gradient into `grad`. `state` (name
+    -> 1-D array, made at the first step) holds the group's state arrays, `state_views` one
+    dict of views per parameter."""
+
+    def __init__(self, params, data, grad):
+        self.data, self.grad = data, grad
+        self.index = {id(p): i for i, p in enumerate(params)}
+        self.shapes = [p.shape for p in params]
+        self.bounds, self.data_views, self.grad_views = [], [], []
+        start = 0
+        for p in params:
+            end = start + p.size
+            data_view = data[start:end].reshape(p.shape)
+            grad_view = grad[start:end].reshape(p.shape)
+            data_view[...] = p.data
+            if p._flat is not None and p.grad is p._flat[1]:  # laid out flat again
+                grad_view[...] = p.grad
+                p.grad = grad_view
+            p.data, p._flat = data_view, (data_view, grad_view)
+            self.bounds.append((start, end))
+            self.data_views.append(data_view)
+            self.grad_views.append(grad_view)
+            start = end
+        self.state = None
+        self.state_views = None
 
 
 def _sgd_update(p, g, buf, lr, momentum, weight_decay, nesterov, first):
@@ -201,8 +346,8 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
                                       nesterov=nesterov))
 
-    def _init_state(self, p, group):
-        return {"momentum_buffer": np.zeros_like(p.data)} if group["momentum"] else {}
+    def _init_state(self, data, group):
+        return {"momentum_buffer": np.zeros_like(data)} if group["momentum"] else {}
 
     def _update(self, p, g, state, group):
         _sgd_update(p, g, state.get("momentum_buffer"), group["lr"], group["momentum"],
@@ -216,8 +361,8 @@ class Adam(Optimizer):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
                                       weight_decay=weight_decay))
 
-    def _init_state(self, p, group):
-        return {"exp_avg": np.zeros_like(p.data), "exp_avg_sq": np.zeros_like(p.data)}
+    def _init_state(self, data, group):
+        return {"exp_avg": np.zeros_like(data), "exp_avg_sq": np.zeros_like(data)}
 
     def _update(self, p, g, state, group):
         if group["weight_decay"]:
@@ -244,18 +389,40 @@ def clip_grad_norm_(params, max_norm, eps=1e-6):
     """Scale the gradients in place so that their global 2-norm is at most max_norm.
 
     Returns the norm before clipping as a float (as torch.nn.utils.clip_grad_norm_).
-    Parameters without a gradient are ignored.
+    Parameters without a gradient are ignored. When the gradients are exactly an
+    optimizer's flat gradient buffer, the norm and the scaling are one pass over it.
     """
     if not max_norm > 0:
         raise ValueError(f"clip_grad_norm_: max_norm must be > 0, got {max_norm}")
     params = [params] if isinstance(params, Tensor) else list(params)
     grads = [p.grad for p in params if p.grad is not None]
-    total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
+    flat = _flat_grad(params)
+    if flat is not None:
+        total = math.sqrt(float(np.vdot(flat, flat)))
+    else:
+        total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
     coef = min(max_norm / (total + eps), 1.0)
     if coef < 1.0:
-        for g in grads:
+        for g in grads if flat is None else (flat,):
             g *= coef
     return total
+
+
+def _flat_grad(params):
+    """The flat gradient buffer whose views are exactly the gradients of the distinct
+    params, or None."""
+    base, size, seen = None, 0, set()
+    for p in params:
+        slots = p._flat
+        if slots is None or p.grad is not slots[1] or id(p) in seen:
+            return None
+        if base is None:
+            base = slots[1].base
+        elif slots[1].base is not base:
+            return None
+        size += p.size
+        seen.add(id(p))
+    return base if base is not None and size == base.size else None
 
 
 def lr_warmup_cosine(it, lr, min_lr, warmup_iters, lr_decay_iters):
