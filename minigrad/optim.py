@@ -162,18 +162,15 @@ class Optimizer:
         return flat.state
 
     def _flatten(self):
-        """Lay out every group whose parameters' data are distinct float arrays of one dtype
-        (not views of other arrays) in one buffer per dtype, and keep their state in flat
-        arrays too. Called whenever a group is added."""
+        """Lay out every group whose parameters have one dtype and share no memory with each
+        other in one buffer per dtype (the groups as consecutive segments), with their state
+        in flat arrays too. Called whenever a group is added."""
         groups = []  # (group, dtype) of the groups laid out flat, or (group, None)
-        seen = set()
+        shared = _sharing_memory(self._params())
         for group in self.param_groups:
             params = group["params"]
             dtypes = {p.dtype for p in params}
-            ok = len(dtypes) == 1 and all(
-                id(p.data) not in seen and (p.data.base is None or p._flat is not None
-                                            and p.data is p._flat[0]) for p in params)
-            seen.update(id(p.data) for p in params)
+            ok = len(dtypes) == 1 and not any(id(p) in shared for p in params)
             groups.append((group, dtypes.pop() if ok else None))
         sizes = {}
         for group, dtype in groups:
@@ -281,6 +278,29 @@ class Optimizer:
         for group, flat in zip(self.param_groups, self._flats, strict=True):
             if flat is not None:
                 self._adopt_state(group, flat)
+
+
+def _sharing_memory(params):
+    """The ids of the parameters whose data overlap another's in memory."""
+    spans = sorted((*_byte_bounds(p.data), id(p)) for p in params if p.size)
+    shared, end, owner = set(), None, None
+    for low, high, key in spans:
+        if end is not None and low < end:
+            shared.update((key, owner))
+        if end is None or high > end:
+            end, owner = high, key
+    return shared
+
+
+def _byte_bounds(array):
+    """(first byte, one past the last byte) that a non-empty array reaches in memory."""
+    low = high = array.__array_interface__["data"][0]
+    for n, stride in zip(array.shape, array.strides, strict=True):
+        if stride < 0:
+            low += (n - 1) * stride
+        else:
+            high += (n - 1) * stride
+    return low, high + array.itemsize
 
 
 class _FlatGroup:
