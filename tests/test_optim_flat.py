@@ -136,9 +136,9 @@ def test_replaced_grad_replaced_data_and_missing_grad_match_torch(name):
         if step == 3:  # the user puts another array in .grad
             ours[0].grad = ours[0].grad * 2
             theirs[0].grad = theirs[0].grad * 2
-        if step == 5:  # ... and in .data
-            ours[2].data = ours[2].data.copy()
-            theirs[2].data = theirs[2].data.clone()
+        if step == 5:  # ... and in .data, after backward wrote the gradient
+            ours[1].data = ours[1].data.copy()
+            theirs[1].data = theirs[1].data.clone()
         for o in (opt, opt_torch):
             o.step()
             o.zero_grad()
@@ -224,3 +224,48 @@ def test_building_an_optimizer_keeps_values_shapes_and_dtypes():
         assert p.dtype == a.dtype and p.shape == a.shape
     assert p32.data is not arrays[0] and p64.data is not arrays[1]  # moved to flat buffers
     assert tied[0].data is arrays[2] and tied[1].data is arrays[3]  # still sharing memory
+
+
+def test_parameters_cast_after_the_optimizer_was_built_match_torch():
+    ours, theirs = make_params()
+    for p, q in zip(ours, theirs, strict=True):
+        p.data = p.data.astype(np.float32)
+        q.data = torch.tensor(p.data.astype(np.float64))
+    opt, opt_torch = make_both("adamw", ours, theirs)
+    for p in ours:  # as Module.to(np.float64) does
+        p.data = p.data.astype(np.float64)
+    for step in range(3):
+        backward_both(ours, theirs, step)
+        assert all(p.grad.dtype == np.float64 for p in ours)
+        for o in (opt, opt_torch):
+            o.step()
+            o.zero_grad()
+        assert_close(ours, theirs)
+    assert all(a.dtype == np.float64 for a in opt.state_dict()[0].values())
+
+
+def test_state_loaded_without_some_parameters_starts_them_from_zero():
+    ours, _ = make_params()
+    opt = optim.AdamW(groups(ours), lr=0.01)
+    for step in range(2):  # fills the flat state arrays
+        backward_ours(ours, step)
+        opt.step()
+        opt.zero_grad()
+    other, _ = make_params(1)
+    opt_other = optim.AdamW(groups(other), lr=0.01)
+    backward_ours(other, 0, skip={3})  # the state has nothing for parameter 3
+    opt_other.step()
+    arrays, meta = opt_other.state_dict()
+    fresh, _ = make_params()
+    opt_fresh = optim.AdamW(groups(fresh), lr=0.01)
+    for p, q in zip(fresh, ours, strict=True):
+        p.data[...] = q.data
+    for o in (opt, opt_fresh):
+        o.load_state_dict(arrays, meta)
+    for step in range(2, 4):
+        for params, o in ((ours, opt), (fresh, opt_fresh)):
+            backward_ours(params, step)
+            o.step()
+            o.zero_grad()
+        for p, q in zip(ours, fresh, strict=True):
+            np.testing.assert_array_equal(p.data, q.data)
