@@ -36,7 +36,8 @@ __all__ = list(_ops_all) + [
 
 def linear(x, weight, bias=None):
     """x @ weight.T + bias, with weight (out, in) as in PyTorch."""
-    check_in_features(f"linear with weight of shape {weight.shape}", x, weight.shape[-1])
+    if x.shape[-1:] != weight.shape[-1:]:  # (the message is built only on error)
+        check_in_features(f"linear with weight of shape {weight.shape}", x, weight.shape[-1])
     return Linear.apply(x, weight, bias)
 
 
