@@ -119,8 +119,6 @@ class Optimizer:
         params = group["params"]
         if len(params) != len(flat.data_views):
             return False
-        if not params:
-            return True
         states = []
         for p, data, grad in zip(params, flat.data_views, flat.grad_views, strict=True):
             if p.data is not data or p.grad is not grad:
@@ -200,7 +198,8 @@ class Optimizer:
         self._flat_state(flat, group)
         for p in params:
             state, views = self.state[id(p)], flat.state_views[flat.index[id(p)]]
-            if set(state) - {"step"} == set(views):
+            if set(state) - {"step"} == set(views) and all(
+                    state[name].shape == view.shape for name, view in views.items()):
                 for name, view in views.items():
                     view[...] = state[name]
                     state[name] = view
