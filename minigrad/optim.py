@@ -190,9 +190,10 @@ class Optimizer:
             self._adopt_state(group, flat)
 
     def _adopt_state(self, group, flat):
-        """Move the group's existing state arrays into its flat state arrays, so that the
-        per-parameter state dicts hold views of them."""
-        params = [p for p in group["params"] if id(p) in self.state]
+        """Move the existing state arrays of the group's parameters that are still in the
+        flat buffer into its flat state arrays, so that their state dicts hold views."""
+        params = [p for p in group["params"] if id(p) in self.state and id(p) in flat.index
+                  and p.data is flat.data_views[flat.index[id(p)]]]
         if not params:
             return
         self._flat_state(flat, group)

@@ -241,6 +241,15 @@ def test_parameters_cast_after_the_optimizer_was_built_match_torch():
             o.step()
             o.zero_grad()
         assert_close(ours, theirs)
+    arrays, meta = opt.state_dict()
+    assert all(a.dtype == np.float64 for a in arrays.values())
+    opt.load_state_dict(arrays, meta)
+    for step in range(3, 5):
+        backward_both(ours, theirs, step)
+        for o in (opt, opt_torch):
+            o.step()
+            o.zero_grad()
+        assert_close(ours, theirs)
     assert all(a.dtype == np.float64 for a in opt.state_dict()[0].values())
 
 
