@@ -37,7 +37,7 @@ class Optimizer:
         # id(param) -> {"step": int, <state_arrays>: ndarray}; keyed by id because Tensor's
         # == is elementwise.
         self.state = {}
-        self._flats = []  # per param group: its _FlatGroup, or None (not laid out flat)
+        self._flats = {}  # id(param group) -> its _FlatGroup, for the groups laid out flat
         params = list(params)
         if not params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
@@ -96,9 +96,16 @@ class Optimizer:
 
     def step(self):
         """Update every parameter that has a gradient, once."""
-        for group, flat in zip(self.param_groups, self._flats, strict=True):
+        for group in self.param_groups:
+            flat = self._flat_of(group)
             if flat is None or not self._step_flat(group, flat):
                 self._step_each(group, flat)
+
+    def _flat_of(self, group):
+        """The group's _FlatGroup, or None (not laid out flat, or added to param_groups by
+        hand)."""
+        flat = self._flats.get(id(group))
+        return flat if flat is not None and flat.group is group else None
 
     def _step_each(self, group, flat):
         """Update the group's parameters one by one (those without a gradient are skipped)."""
@@ -176,17 +183,15 @@ class Optimizer:
                 sizes[dtype] = sizes.get(dtype, 0) + sum(p.size for p in group["params"])
         buffers = {dtype: (np.empty(n, dtype), np.zeros(n, dtype)) for dtype, n in sizes.items()}
         offsets = dict.fromkeys(sizes, 0)
-        self._flats = []
+        self._flats = {}
         for group, dtype in groups:
             if dtype is None:
-                self._flats.append(None)
                 continue
             start = offsets[dtype]
             offsets[dtype] += sum(p.size for p in group["params"])
             data, grad = buffers[dtype]
-            flat = _FlatGroup(group["params"], data[start:offsets[dtype]],
-                              grad[start:offsets[dtype]])
-            self._flats.append(flat)
+            flat = _FlatGroup(group, data[start:offsets[dtype]], grad[start:offsets[dtype]])
+            self._flats[id(group)] = flat
             self._adopt_state(group, flat)
 
     def _adopt_state(self, group, flat):
@@ -275,7 +280,8 @@ class Optimizer:
         for group, hyper in zip(self.param_groups, merged, strict=True):
             group.update(hyper)
         self.state = new_state
-        for group, flat in zip(self.param_groups, self._flats, strict=True):
+        for group in self.param_groups:
+            flat = self._flat_of(group)
             if flat is not None:
                 self._adopt_state(group, flat)
 
@@ -304,14 +310,15 @@ def _byte_bounds(array):
 
 
 class _FlatGroup:
-    """A param group laid out in segments `data` and `grad` (1-D) of an optimizer's flat
+    """A param group (dict) laid out in segments `data` and `grad` (1-D) of an optimizer's flat
     buffers: each parameter's data is a view of its part of `data`, and `p._flat` holds
     (data view, grad view) so that backward writes its gradient into `grad`. `state` (name
     -> 1-D array, made at the first step) holds the group's state arrays, `state_views` one
     dict of views per parameter."""
 
-    def __init__(self, params, data, grad):
-        self.data, self.grad = data, grad
+    def __init__(self, group, data, grad):
+        self.group, self.data, self.grad = group, data, grad
+        params = group["params"]
         self.index = {id(p): i for i, p in enumerate(params)}
         self.shapes = [p.shape for p in params]
         self.bounds, self.data_views, self.grad_views = [], [], []

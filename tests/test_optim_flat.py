@@ -278,3 +278,17 @@ def test_state_loaded_without_some_parameters_starts_them_from_zero():
             o.zero_grad()
         for p, q in zip(ours, fresh, strict=True):
             np.testing.assert_array_equal(p.data, q.data)
+
+
+def test_a_group_appended_by_hand_is_stepped_per_parameter():
+    ours, theirs = make_params()
+    opt = optim.SGD(ours[:2], lr=0.1, momentum=0.9)
+    opt_torch = torch.optim.SGD(theirs[:2], lr=0.1, momentum=0.9)
+    opt.param_groups.append({**opt.param_groups[0], "params": ours[2:]})
+    opt_torch.param_groups.append({**opt_torch.param_groups[0], "params": theirs[2:]})
+    for step in range(3):
+        backward_both(ours, theirs, step)
+        for o in (opt, opt_torch):
+            o.step()
+            o.zero_grad()
+        assert_close(ours, theirs)
