@@ -8,8 +8,10 @@ per dtype, the groups as consecutive segments): `p.data` becomes a view of its s
 backward writes `p.grad` into a matching segment of a flat gradient buffer. Then `step()`
 updates a whole group with one kernel call and `clip_grad_norm_` scales every gradient with
 one pass. Arrays taken from `p.data` before the optimizer was built are no longer the
-parameter's. A parameter whose `.data` or `.grad` was replaced by another array is still
-updated correctly: its group then takes the per-parameter path.
+parameter's, and each backward after `zero_grad()` writes into the same gradient memory (copy
+a `.grad` to keep it). A parameter whose `.data` or `.grad` was replaced by another array is
+still updated correctly: its group then takes the per-parameter path. Parameters sharing
+memory with each other (views of one array) are left where they are.
 
 An optimizer's `state_dict()` is a pair (arrays, meta): a flat dict name -> ndarray (the
 moment buffers, for safetensors) and a JSON-able dict of scalars (hyper-parameters per group,
