@@ -8,8 +8,8 @@ per dtype, the groups as consecutive segments): `p.data` becomes a view of its s
 backward writes `p.grad` into a matching segment of a flat gradient buffer. Then `step()`
 updates a whole group with one kernel call and `clip_grad_norm_` scales every gradient with
 one pass. Arrays taken from `p.data` before the optimizer was built are no longer the
-parameter's, and each backward after `zero_grad()` writes into the same gradient memory (copy
-a `.grad` to keep it). A parameter whose `.data` or `.grad` was replaced by another array is
+parameter's. Each `zero_grad()` starts a fresh gradient buffer, so a `.grad` kept from an
+earlier step keeps its values. A parameter whose `.data` or `.grad` was replaced by another array is
 still updated correctly: its group then takes the per-parameter path. Parameters sharing
 memory with each other (views of one array) are left where they are.
 
@@ -40,6 +40,7 @@ class Optimizer:
         # == is elementwise.
         self.state = {}
         self._flats = {}  # id(param group) -> its _FlatGroup, for the groups laid out flat
+        self._grad_sizes = {}  # dtype -> length of the flat gradient buffer of that dtype
         params = list(params)
         if not params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
@@ -92,9 +93,18 @@ class Optimizer:
         return [p for group in self.param_groups for p in group["params"]]
 
     def zero_grad(self):
-        """Forget every parameter's gradient (set to None)."""
+        """Forget every parameter's gradient (set to None).
+
+        The next backward writes the gradients of the flat groups into a fresh flat buffer,
+        so a `.grad` kept from an earlier step keeps its values (as with PyTorch's
+        set_to_none).
+        """
         for p in self._params():
             p.grad = None
+        buffers = {dtype: np.empty(n, dtype) for dtype, n in self._grad_sizes.items()}
+        for flat in self._flats.values():
+            dtype, start, end = flat.span
+            flat.set_grad(buffers[dtype][start:end])
 
     def step(self):
         """Update every parameter that has a gradient, once."""
@@ -185,7 +195,7 @@ class Optimizer:
                 sizes[dtype] = sizes.get(dtype, 0) + sum(p.size for p in group["params"])
         buffers = {dtype: (np.empty(n, dtype), np.zeros(n, dtype)) for dtype, n in sizes.items()}
         offsets = dict.fromkeys(sizes, 0)
-        self._flats = {}
+        self._flats, self._grad_sizes = {}, sizes
         for group, dtype in groups:
             if dtype is None:
                 continue
@@ -193,6 +203,7 @@ class Optimizer:
             offsets[dtype] += sum(p.size for p in group["params"])
             data, grad = buffers[dtype]
             flat = _FlatGroup(group, data[start:offsets[dtype]], grad[start:offsets[dtype]])
+            flat.span = (dtype, start, offsets[dtype])
             self._flats[id(group)] = flat
             self._adopt_state(group, flat)
 
@@ -314,9 +325,10 @@ def _byte_bounds(array):
 class _FlatGroup:
     """A param group (dict) laid out in segments `data` and `grad` (1-D) of an optimizer's flat
     buffers: each parameter's data is a view of its part of `data`, and `p._flat` holds
-    (data view, grad view) so that backward writes its gradient into `grad`. `state` (name
+    (data view, grad view, unused) so that backward writes its first gradient into `grad`
+    (and marks the slot used until zero_grad gives the group a fresh `grad`). `state` (name
     -> 1-D array, made at the first step) holds the group's state arrays, `state_views` one
-    dict of views per parameter."""
+    dict of views per parameter. `span` is (dtype, start, end) of `grad` in its buffer."""
 
     def __init__(self, group, data, grad):
         self.group, self.data, self.grad = group, data, grad
@@ -333,13 +345,25 @@ class _FlatGroup:
             if p._flat is not None and p.grad is p._flat[1]:  # laid out flat again
                 grad_view[...] = p.grad
                 p.grad = grad_view
-            p.data, p._flat = data_view, (data_view, grad_view)
+            p.data, p._flat = data_view, (data_view, grad_view, True)
             self.bounds.append((start, end))
             self.data_views.append(data_view)
             self.grad_views.append(grad_view)
             start = end
         self.state = None
         self.state_views = None
+        self.span = None
+
+    def set_grad(self, grad):
+        """Give the group the fresh gradient segment `grad`: new, unused slots for every
+        parameter whose data is still its view of `data`."""
+        self.grad = grad
+        self.grad_views = [grad[a:b].reshape(shape)
+                           for (a, b), shape in zip(self.bounds, self.shapes, strict=True)]
+        for p, data_view, grad_view in zip(self.group["params"], self.data_views,
+                                           self.grad_views, strict=True):
+            if p.data is data_view:
+                p._flat = (data_view, grad_view, True)
 
 
 def _sgd_update(p, g, buf, lr, momentum, weight_decay, nesterov, first):

@@ -32,7 +32,7 @@ def _as_array(data, dtype=None):
 class Tensor:
     """An n-dimensional array that records the ops applied to it for reverse-mode autograd."""
 
-    # _flat: (data view, grad view) when an optimizer laid the tensor out in its flat
+    # _flat: (data view, grad view, unused) when an optimizer laid the tensor out in its flat
     # buffers (minigrad.optim); backward then writes the gradient into the grad view.
     __slots__ = ("data", "grad", "_requires_grad", "grad_fn", "_hooks", "_retain", "_flat",
                  "__weakref__")

@@ -292,3 +292,29 @@ def test_a_group_appended_by_hand_is_stepped_per_parameter():
             o.step()
             o.zero_grad()
         assert_close(ours, theirs)
+
+
+def test_a_kept_grad_keeps_its_values():
+    """A .grad kept from one step is not overwritten by later steps: after zero_grad the next
+    backward writes into fresh memory; without zero_grad (grads set to None by hand) it does
+    not reuse the slot it already handed out. The updates still match torch."""
+    ours, theirs = make_params()
+    opt = optim.AdamW(groups(ours), lr=0.01)
+    topt = torch.optim.AdamW(groups(theirs), lr=0.01)
+    kept = []
+    for step in range(4):
+        backward_both(ours, theirs, step)
+        kept.append([(p.grad, p.grad.copy()) for p in ours])
+        opt.step()
+        topt.step()
+        if step % 2 == 0:
+            opt.zero_grad()
+        else:
+            for p in ours:
+                p.grad = None
+        topt.zero_grad()
+    for grads in kept:
+        for grad, values in grads:
+            np.testing.assert_array_equal(grad, values)
+    for p, q in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-12, atol=1e-14)
