@@ -422,8 +422,15 @@ def _run_hooks(hooks, grad):
 def _accumulate_leaf(tensor, grad):
     grad = _run_hooks(tensor._hooks, grad)
     if tensor.grad is None:
-        # Own the memory: grad may be a view of another op's array or a broadcast.
-        tensor.grad = np.array(grad, dtype=tensor.dtype, copy=True)
+        # Own the memory: grad may be a view of another op's array or a broadcast. A
+        # parameter that an optimizer laid out flat gets it in its slot of the flat buffer.
+        flat = tensor._flat  # (data view, grad view, unused)
+        if flat is not None and flat[2] and tensor.data is flat[0] and grad.shape == flat[1].shape:
+            np.copyto(flat[1], grad, casting="unsafe")
+            tensor.grad = flat[1]
+            tensor._flat = (flat[0], flat[1], False)  # a kept .grad is never overwritten
+        else:
+            tensor.grad = np.array(grad, dtype=tensor.dtype, copy=True)
     else:
         tensor.grad += grad
 

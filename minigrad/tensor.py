@@ -32,7 +32,10 @@ def _as_array(data, dtype=None):
 class Tensor:
     """An n-dimensional array that records the ops applied to it for reverse-mode autograd."""
 
-    __slots__ = ("data", "grad", "_requires_grad", "grad_fn", "_hooks", "_retain", "__weakref__")
+    # _flat: (data view, grad view, unused) when an optimizer laid the tensor out in its flat
+    # buffers (minigrad.optim); backward then writes the gradient into the grad view.
+    __slots__ = ("data", "grad", "_requires_grad", "grad_fn", "_hooks", "_retain", "_flat",
+                 "__weakref__")
     # Let `ndarray + Tensor` call Tensor.__radd__ instead of NumPy converting the Tensor.
     __array_ufunc__ = None
 
@@ -42,6 +45,7 @@ class Tensor:
         self.grad_fn = None
         self._hooks = []
         self._retain = False
+        self._flat = None
         self._requires_grad = False
         self.requires_grad = requires_grad
 
@@ -54,6 +58,7 @@ class Tensor:
         t.grad_fn = None
         t._hooks = []
         t._retain = False
+        t._flat = None
         t._requires_grad = requires_grad
         return t
 

@@ -103,8 +103,9 @@ def test_parameters_without_grad_are_skipped():
 
 def test_float32_stays_float32_and_in_place():
     p = Parameter(np.ones((3, 3), np.float32))
-    data = p.data
     opt = optim.AdamW([p], lr=0.1)
+    data = p.data  # the optimizer moved it into its flat buffer, keeping its values
+    np.testing.assert_array_equal(data, np.ones((3, 3)))
     p.grad = np.ones((3, 3), np.float32)
     opt.step()
     assert p.data is data and p.dtype == np.float32

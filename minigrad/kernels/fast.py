@@ -671,12 +671,15 @@ def embedding_backward(idx, grad, num_embeddings):
 # optimizer: one pass over each parameter's four arrays, in place (NumPy makes ~10 passes)
 
 
-@_kernel
-def _adamw(p, g, m, v, decay, b1, b2, step_size, inv_bc2_sqrt, eps):
+@njit(nogil=True, cache=True, error_model="numpy")
+def _adamw(p, g, m, v, decay, one_minus_b1, b2, one_minus_b2, step_size, inv_bc2_sqrt, eps):
+    # Every scalar comes in the arrays' dtype: a literal such as `1 - b1` would be float64
+    # and turn float32 work into float64 (3x slower). No fastmath: with it the float32
+    # update drifted up to 18 ulps from PyTorch's in 20 steps, without it at most 1 ulp.
     for i in range(p.size):
         gi = g[i]
-        mi = b1 * m[i] + (1 - b1) * gi
-        vi = b2 * v[i] + (1 - b2) * gi * gi
+        mi = m[i] + one_minus_b1 * (gi - m[i])  # lerp(m, g, 1 - beta1), as PyTorch
+        vi = b2 * v[i] + one_minus_b2 * gi * gi
         m[i] = mi
         v[i] = vi
         p[i] = p[i] * decay - step_size * mi / (math.sqrt(vi) * inv_bc2_sqrt + eps)
@@ -691,6 +694,6 @@ def adamw_step(params, grads, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps, weig
         f = p.dtype.type
         p1, m1, v1 = p.reshape(-1), m.reshape(-1), v.reshape(-1)
         g1 = _c(np.asarray(g, dtype=p.dtype)).reshape(-1)
-        scalars = (f(1 - lr * weight_decay), f(beta1), f(beta2), f(lr / (1 - beta1**step)),
-                   f(1 / math.sqrt(1 - beta2**step)), f(eps))
+        scalars = (f(1 - lr * weight_decay), f(1 - beta1), f(beta2), f(1 - beta2),
+                   f(lr / (1 - beta1**step)), f(1 / math.sqrt(1 - beta2**step)), f(eps))
         _split(p.size, p.size, _sliced(_adamw, (p1, g1, m1, v1), scalars))
