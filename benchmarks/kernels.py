@@ -8,8 +8,8 @@ For every kernel at the baby GPT shapes (B=12, T=64, C=128, 4 heads) and the med
 each implementation and the speedup of Numba over NumPy. The implementations are timed in
 interleaved rounds (one sample of each per round), so drifts in machine load hit all of them
 alike. PyTorch backward rows time `torch.autograd.grad` through a retained graph, i.e. the
-backward alone. Importing fast.py limits BLAS to one thread per call (it splits products
-over its own threads instead), so the numpy matmul column here is single-threaded BLAS.
+backward alone. The PyTorch column runs in this process, which imported minigrad: use it
+as a rough guide only; the fair comparisons are benchmarks.step and benchmarks.step_profile.
 """
 
 import argparse

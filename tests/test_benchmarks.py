@@ -16,3 +16,24 @@ def test_chardata_batches_match_chardataset():
             xb, yb = theirs.get_batch(split, 5, 16, rng_b)
             np.testing.assert_array_equal(xa, xb)
             np.testing.assert_array_equal(ya, yb)
+
+
+def test_step_profile_reports_kernels_and_both_replays():
+    """benchmarks.step_profile runs end to end: a kernel table for a minigrad step, then the
+    step's products replayed by NumPy and by PyTorch, each in its own process."""
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-m", "benchmarks.step_profile", "--steps", "2",
+                          "--rounds", "1"], cwd=root, check=True, text=True,
+                         capture_output=True).stdout
+    lines = out.splitlines()
+    assert lines[0].startswith("baby GPT, minigrad: ") and "ms per step" in lines[0]
+    kernels = {line.split()[0] for line in lines[1:] if line.startswith("  ")}
+    assert {"matmul", "sdpa_forward", "sdpa_backward", "gelu", "adamw_step"} <= kernels
+    count = next(line for line in lines if line.startswith("the ")).split()[1]
+    assert int(count) > 0
+    median = lines[-1].split()
+    assert median[0] == "median" and all(float(v) > 0 for v in median[1:3])
