@@ -308,16 +308,13 @@ def _mask3(add, lead, T, S):
 # Measured (min of interleaved rounds, fwd / bwd): baby shape (48 heads, T 64, d 32) 495 / 678
 # us whole, 480 / 617 with 2 blocks, 446 / 584 with 4; medium (48, 256, 64) 11.2 / 18.0 ms
 # whole, 10.5 / 15.4 with 2 blocks, 13.3 / 18.3 with 4 (why 4 lose there is not known).
-# But inside the medium model's training step, whole products won: 1067-1093 against
-# 1111-1184 ms a step (3 interleaved pairs of fresh processes), so blocks are used only
-# for 64 <= T < 128.
 
 
 def _causal_blocks(T, S, is_causal):
     """Query-row blocks [(lo, hi), ...] for causal self-attention, else None."""
-    if not is_causal or T != S or not 64 <= T < 128:
+    if not is_causal or T != S or T < 64:
         return None
-    n = 4
+    n = 4 if T < 128 else 2
     edges = [T * i // n for i in range(n + 1)]
     return list(zip(edges[:-1], edges[1:], strict=True))
 
