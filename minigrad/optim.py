@@ -448,15 +448,12 @@ def clip_grad_norm_(params, max_norm, eps=1e-6):
     if not max_norm > 0:
         raise ValueError(f"clip_grad_norm_: max_norm must be > 0, got {max_norm}")
     params = [params] if isinstance(params, Tensor) else list(params)
-    grads = [p.grad for p in params if p.grad is not None]
     flat = _flat_grad(params)
-    if flat is not None:
-        total = math.sqrt(float(np.vdot(flat, flat)))
-    else:
-        total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
+    grads = [p.grad for p in params if p.grad is not None] if flat is None else [flat]
+    total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
     coef = min(max_norm / (total + eps), 1.0)
     if coef < 1.0:
-        for g in grads if flat is None else (flat,):
+        for g in grads:
             g *= coef
     return total
 
