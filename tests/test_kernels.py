@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as tF
 
-from minigrad.kernels import fast, reference
+from minigrad.kernels import buffers, fast, reference
 
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-9, atol=1e-11)}
@@ -44,11 +44,12 @@ def t64(a, grad=False):
 
 @pytest.fixture(autouse=True, params=["whole", "split"])
 def pieces(request, monkeypatch):
-    """Every test runs twice: with the kernels' own size rule (the test shapes are small,
-    so one piece) and with every array cut into one piece per thread (the path large
-    arrays take)."""
+    """Every test runs twice: with the kernels' own size rules (the test shapes are small,
+    so one piece, and outputs from np.empty) and as large arrays go: cut into one piece per
+    thread, with every output taken from the reused buffers."""
     if request.param == "split":
         monkeypatch.setattr(fast, "_MIN_SPLIT_SIZE", 0)
+        monkeypatch.setattr(buffers, "MIN_BYTES", 0)
     return request.param
 
 
@@ -72,6 +73,17 @@ def test_matmul(sa, sb, dtype):
     rng = np.random.default_rng(0)
     a, b = rnd(rng, sa, dtype), rnd(rng, sb, dtype)
     check(fast.matmul(noncontig(a), b), reference.matmul(a, b), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(768, 384), (2, 0, 3), ()])
+def test_zeros(shape, dtype):
+    for _ in range(2):  # the second time, from a freed (dirty) buffer
+        got = fast.zeros(shape, dtype)
+        check(got, reference.zeros(shape, dtype), dtype)
+        assert got.flags.c_contiguous and got.flags.writeable
+        got.fill(7)
+        del got
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

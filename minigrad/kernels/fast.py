@@ -29,7 +29,7 @@ import sys
 import numpy as np
 from numba import njit
 
-from minigrad.kernels import reference, threads
+from minigrad.kernels import buffers, reference, threads
 from minigrad.kernels.reference import _additive_mask, _check_approximate
 from minigrad.kernels.vecmath import FASTMATH as _FM
 from minigrad.kernels.vecmath import (
@@ -113,8 +113,21 @@ def matmul(a, b):
     Numba kernels it gives inf on overflow without a warning (a diverging run is reported
     once, by whoever checks the loss).
     """
+    if np.ndim(a) < 2 or np.ndim(b) < 2:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.matmul(a, b)
+    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+    out = buffers.empty(shape, np.result_type(a, b))
     with np.errstate(over="ignore", invalid="ignore"):
-        return np.matmul(a, b)
+        return np.matmul(a, b, out=out)
+
+
+def zeros(shape, dtype):
+    """A new array of zeros; a large one reuses a free buffer (np.zeros would map fresh
+    zeroed pages, which fault in one by one)."""
+    out = buffers.empty(shape, dtype)
+    out.fill(0)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,7 +163,7 @@ def _softmax_rows(x, out, take_log):
 
 def _softmax_family(x, take_log):
     x2 = _rows(x)
-    out = np.empty_like(x2)
+    out = buffers.empty(x2.shape, x2.dtype)
     _split(x2.size, x2.shape[0], lambda lo, hi: (_softmax_rows, x2[lo:hi], out[lo:hi],
                                                  take_log))
     return out.reshape(np.shape(x))
@@ -186,7 +199,7 @@ def _log_softmax_backward_rows(y, grad, out):
 def _rows_backward(kernel, y, grad):
     """Run a (lo, hi, y, grad, out) rows kernel over the last axis of y (..., C) and grad."""
     y2, g2 = _rows(y), _rows(np.asarray(grad, dtype=y.dtype))
-    out = np.empty_like(y2)
+    out = buffers.empty(y2.shape, y2.dtype)
     _split(y2.size, y2.shape[0], lambda lo, hi: (kernel, y2[lo:hi], g2[lo:hi], out[lo:hi]))
     return out.reshape(y.shape)
 
@@ -332,7 +345,7 @@ def _matmul_tril(a, b, blocks, transpose_a=False):
     """a @ b (or a^T @ b) for a (..., T, T) zero above its diagonal: rows lo:hi of a @ b
     are a[..., lo:hi, :hi] @ b[..., :hi, :]; rows lo:hi of a^T @ b are
     a[..., lo:, lo:hi]^T @ b[..., lo:, :] (the queries that see keys lo:hi)."""
-    out = np.empty(a.shape[:-1] + b.shape[-1:], a.dtype)
+    out = buffers.empty(a.shape[:-1] + b.shape[-1:], a.dtype)
     with np.errstate(over="ignore", invalid="ignore"):
         for lo, hi in blocks:
             if transpose_a:
@@ -358,7 +371,7 @@ def sdpa_forward(q, k, v, mask, is_causal):
     if blocks is None:
         probs = matmul(q, kt)  # (..., T, S) scores, then probs in place
     else:  # the kernel zeroes what is right of the blocks
-        probs = _matmul_lower(q, kt, blocks, np.empty(lead + (T, S), dt))
+        probs = _matmul_lower(q, kt, blocks, buffers.empty(lead + (T, S), dt))
     probs3 = probs.reshape(-1, T, S)  # (BH, T, S), a view: probs is contiguous
     m3 = np.zeros((1, 1, 1), dt) if mask is None else _mask3(_additive_mask(mask, dt), lead, T, S)
     scale = dt.type(1.0 / math.sqrt(q.shape[-1]))
@@ -456,7 +469,7 @@ def layer_norm_forward(x, weight, bias, eps):
     dt, C = x2.dtype, x2.shape[1]
     w = np.ones(C, dt) if weight is None else _c(np.asarray(weight, dtype=dt))
     b = np.zeros(C, dt) if bias is None else _c(np.asarray(bias, dtype=dt))
-    y = np.empty_like(x2)
+    y = buffers.empty(x2.shape, x2.dtype)
     mean = np.empty(x2.shape[0], dt)
     rstd = np.empty(x2.shape[0], dt)
     _split(x2.size, x2.shape[0], lambda lo, hi: (_ln_fwd, x2[lo:hi], w, b, dt.type(eps),
@@ -479,7 +492,7 @@ def layer_norm_backward(grad, x, weight, mean, rstd):
     ranges = threads.pieces(N, threads.THREADS if x2.size >= _MIN_SPLIT_SIZE else 1)
     dw_part = np.zeros((len(ranges), C), dt)  # one row of partial sums per piece
     db_part = np.zeros((len(ranges), C), dt)
-    dx = np.empty_like(x2)
+    dx = buffers.empty(x2.shape, x2.dtype)
     threads.run([(_ln_bwd, g2[lo:hi], x2[lo:hi], w, mean1[lo:hi], rstd1[lo:hi], dx[lo:hi],
                   dw_part[i], db_part[i]) for i, (lo, hi) in enumerate(ranges)])
     dweight = dw_part.sum(axis=0) if weight is not None else None
@@ -620,7 +633,7 @@ def gelu(x, approximate):
     """GELU: x * Phi(x) with the erf form ("none") or PyTorch's tanh approximation ("tanh")."""
     _check_approximate(approximate)
     x1 = _c(x).reshape(-1)
-    out = np.empty_like(x1)
+    out = buffers.empty(x1.shape, x1.dtype)
     if x1.dtype == np.float32:
         kernel = _gelu_tanh_f32 if approximate == "tanh" else _gelu_erf_f32
         _split(x1.size, x1.size, lambda lo, hi: (kernel, x1[lo:hi], out[lo:hi]))
@@ -635,7 +648,7 @@ def gelu_backward(x, grad, approximate):
     _check_approximate(approximate)
     x1 = _c(x).reshape(-1)
     g1 = _c(np.asarray(grad, dtype=x1.dtype)).reshape(-1)
-    out = np.empty_like(x1)
+    out = buffers.empty(x1.shape, x1.dtype)
     if x1.dtype == np.float32:
         kernel = _gelu_tanh_bwd_f32 if approximate == "tanh" else _gelu_erf_bwd_f32
         _split(x1.size, x1.size, lambda lo, hi: (kernel, x1[lo:hi], g1[lo:hi], out[lo:hi]))

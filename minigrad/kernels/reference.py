@@ -15,6 +15,11 @@ def matmul(a, b):
     return np.matmul(a, b)
 
 
+def zeros(shape, dtype):
+    """A new array of zeros (the engine's gradient accumulators)."""
+    return np.zeros(shape, dtype)
+
+
 def _safe_max(x):
     """Row max over the last axis, with rows that are entirely -inf given max 0 (no NaN)."""
     m = np.max(x, axis=-1, keepdims=True)
