@@ -21,6 +21,8 @@ import weakref
 
 import numpy as np
 
+from minigrad.kernels import K
+
 
 class _State(threading.local):
     """Per-thread switches (as PyTorch's grad mode); the class attributes are the defaults."""
@@ -339,6 +341,8 @@ def _checked_grad(node, i, inp, grad):
     input index and both shapes, so that a wrong backward fails at once instead of giving a
     wrong gradient. `inp` is None for an argument that is not a Tensor (no shape to check).
     """
+    if isinstance(grad, IndexedGrad):
+        return _checked_indexed_grad(node, i, inp, grad)
     if not isinstance(grad, np.ndarray):
         if not isinstance(grad, np.generic):
             raise RuntimeError(
@@ -361,11 +365,49 @@ def _checked_grad(node, i, inp, grad):
     return grad
 
 
+def _checked_indexed_grad(node, i, inp, grad):
+    """An IndexedGrad, once its values are checked against the input's elements at its index."""
+    values = np.asarray(grad.values)
+    if values.dtype.kind != "f":
+        raise RuntimeError(
+            f"{node.name}.backward: gradient {i} has dtype {values.dtype}, not a floating dtype"
+        )
+    # The shape of inp[index], from a zero-strided stand-in (no memory).
+    want = np.broadcast_to(np.empty((), values.dtype), inp.shape)[grad.index].shape
+    if values.shape != want:
+        raise RuntimeError(
+            f"{node.name}.backward: gradient {i} has shape {values.shape} at index "
+            f"{grad.index}, input {i}[index] has shape {want}"
+        )
+    return IndexedGrad(grad.index, values)
+
+
 def _broadcasts_to(shape, target):
     """True if an array of `shape` broadcasts to `target` (NumPy's rules)."""
     extra = len(target) - len(shape)
     return extra >= 0 and all(
         n == m or n == 1 for n, m in zip(shape, target[extra:], strict=True))
+
+
+class IndexedGrad:
+    """A gradient that is zero except at `index` (basic indexing), where it is `values`.
+
+    GetItem's backward returns one, so that the pieces of a split (q, k and v cut from one
+    projection) add their gradients into one array of the input's shape, instead of each
+    filling a full-size array of zeros that the engine then sums.
+    """
+
+    __slots__ = ("index", "values")
+
+    def __init__(self, index, values):
+        self.index = index
+        self.values = values
+
+    def dense(self, shape, dtype):
+        """The whole gradient: a new array of zeros with `values` at `index`."""
+        full = K.zeros(shape, dtype)
+        full[self.index] = self.values
+        return full
 
 
 def graph_nodes(tensor):
@@ -488,19 +530,34 @@ def backward(tensor, grad=None, retain_graph=False):
             ig = _checked_grad(node, i, inp, ig)
             if not node.needs_input_grad[i]:
                 continue
-            ig = unbroadcast(ig, inp.shape, inp.dtype)
-            if anomaly:
-                _check_finite(ig, node.name, "backward", node._created_at)
             parent = inp.grad_fn
+            fresh = isinstance(ig, IndexedGrad)
+            if fresh:
+                if anomaly:
+                    _check_finite(ig.values, node.name, "backward", node._created_at)
+                if parent is not None and id(parent) in owned:
+                    grads[id(parent)][ig.index] += ig.values  # into the array this loop made
+                    continue
+                ig = ig.dense(inp.shape, inp.dtype)
+            else:
+                ig = unbroadcast(ig, inp.shape, inp.dtype)
+                if anomaly:
+                    _check_finite(ig, node.name, "backward", node._created_at)
             if parent is None:
                 _accumulate_leaf(inp, ig)
             elif id(parent) in owned:
                 grads[id(parent)] += ig  # an array this loop made: add in place
             elif id(parent) in grads:
                 # The first gradient may be a view of an op's array: sum into a new one.
-                grads[id(parent)] = grads[id(parent)] + ig
+                if fresh:
+                    ig += grads[id(parent)]
+                    grads[id(parent)] = ig
+                else:
+                    grads[id(parent)] = grads[id(parent)] + ig
                 owned.add(id(parent))
             else:
                 grads[id(parent)] = ig
+                if fresh:
+                    owned.add(id(parent))
         if not retain_graph:
             node._free()

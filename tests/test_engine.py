@@ -331,3 +331,53 @@ def test_backward_numpy_scalar_for_a_0d_input_is_accepted():
     x = mg.tensor(3.0, dtype=np.float64, requires_grad=True)
     op.apply(x).backward()
     assert x.grad.shape == () and x.grad == 2.0
+
+
+def _torch_leaf(t):
+    return torch.tensor(t.data, requires_grad=True)
+
+
+@pytest.mark.parametrize("case", ["all pieces", "one piece unused", "piece used twice",
+                                  "split and another consumer", "other consumer first",
+                                  "split a leaf"])
+def test_split_pieces_share_one_gradient(case):
+    # GetItem returns its gradient as (index, values); the engine adds the pieces into one
+    # array. Every order of arrival must give torch's gradient.
+    x = leaf(2, 5, 12, seed=3)
+    tx = _torch_leaf(x)
+
+    def loss(fw, x):
+        scale = x * 1.5 if case != "split a leaf" else x
+        q, k, v = scale.split(4, 2) if fw is mg else scale.split(4, dim=2)
+        if case == "all pieces":
+            out = (q * k).sum() + v.sum()
+        elif case == "one piece unused":
+            out = (q * 2).sum() + (q * k).sum()
+        elif case == "piece used twice":
+            out = (q * q).sum() + (k * v).sum() + q.sum()
+        elif case == "split and another consumer":
+            out = (q * v).sum() + (scale ** 2).sum()
+        elif case == "other consumer first":
+            out = (scale ** 2).sum() + (k.exp()).sum()
+        else:
+            out = (q * k * v).sum()
+        return out
+
+    loss(mg, x).backward()
+    loss(torch, tx).backward()
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_an_indexed_gradient_of_the_wrong_shape_names_the_op():
+    class BadSlice(mg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x[:, :2].copy()
+
+        @staticmethod
+        def backward(ctx, grad):
+            return mg.autograd.IndexedGrad((slice(None), slice(0, 3)), grad)
+
+    x = leaf(4, 5)
+    with pytest.raises(RuntimeError, match=r"BadSlice.backward: gradient 0 has shape \(4, 2\)"):
+        BadSlice.apply(x).sum().backward()

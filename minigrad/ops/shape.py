@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from minigrad.autograd import Function
+from minigrad.autograd import Function, IndexedGrad
 from minigrad.ops._util import as_tensor, normalize_axis, shape_arg
 from minigrad.tensor import Tensor
 
@@ -84,6 +84,8 @@ class GetItem(Function):
     repeated indices accumulate.
 
     backward: dx = zeros(x.shape); dx[index] += g
+        (basic indexing returns just (index, g): the engine adds g into dx[index], so the
+        pieces of a split share one dx)
     saves: input shape, dtype and the index
     """
 
@@ -94,11 +96,10 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx, grad):
+        if not ctx.advanced:
+            return IndexedGrad(ctx.index, grad), None, None
         dx = np.zeros(ctx.shape, dtype=ctx.dtype)
-        if ctx.advanced:
-            np.add.at(dx, ctx.index, grad)  # repeated indices accumulate
-        else:
-            dx[ctx.index] = grad
+        np.add.at(dx, ctx.index, grad)  # repeated indices accumulate
         return dx, None, None
 
 
