@@ -37,7 +37,7 @@ from minigrad.models.runlog import LossPlotter, read_log, write_log
 from tqdm import tqdm
 
 import minigrad as mg
-from minigrad import optim, random
+from minigrad import kernels, optim, random
 
 __all__ = ["TrainConfig", "estimate_loss", "train"]
 
@@ -239,6 +239,9 @@ class _Run:
         for split, value in losses.items():
             if not np.isfinite(value):
                 self.diverged(f"the {split} loss is {value}")
+        # The kernels' reused buffers go back before the checkpoint builds its bytes, so the
+        # run's peak memory stays the training step's.
+        kernels.release_buffers()
         self.last.update(losses)
         lr = optim.lr_warmup_cosine(self.iter, cfg.lr, cfg.min_lr, cfg.warmup_iters,
                                     cfg.decay_iters)

@@ -51,3 +51,12 @@ def use_backend(name):
 def backend():
     """The name of the active kernel backend."""
     return K.name
+
+
+def release_buffers():
+    """Give back the memory the fast kernels keep between steps for their large outputs
+    (see kernels/buffers.py), e.g. before a checkpoint or a plot needs memory of its own.
+    Arrays still in use keep theirs; the next step takes what it needs again."""
+    from minigrad.kernels import buffers
+
+    buffers.clear()
