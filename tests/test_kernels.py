@@ -87,6 +87,29 @@ def test_zeros(shape, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(768, 384), (7, 1), (0, 5), (3, 65)])
+def test_add_bias_and_bias_grad(shape, dtype):
+    rng = np.random.default_rng(4)
+    x, bias = rnd(rng, shape, dtype), rnd(rng, shape[1:], dtype)
+    want = reference.add_bias(x.copy(), bias)
+    got = x.copy()
+    assert fast.add_bias(got, bias) is got  # in place
+    check(got, want, dtype)
+    view = noncontig(x.copy())  # a view NumPy adds to
+    check(fast.add_bias(view, bias), want, dtype)
+    check(fast.bias_grad(noncontig(x)), reference.bias_grad(x), dtype)
+    check(fast.bias_grad(x), x.astype(np.float64).sum(axis=0).astype(dtype), dtype)
+
+
+def test_add_bias_mixed_dtypes_follow_numpy():
+    x = np.ones((4, 3), np.float32)
+    got = fast.add_bias(x, np.arange(3.0))  # float64 bias into float32 rows
+    assert got is x and got.dtype == np.float32
+    np.testing.assert_array_equal(got, reference.add_bias(np.ones((4, 3), np.float32),
+                                                          np.arange(3.0)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", ROW_SHAPES)
 @pytest.mark.parametrize("name", ["softmax", "log_softmax"])
 def test_softmax_family_fast_vs_reference(name, shape, dtype):

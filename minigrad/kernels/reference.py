@@ -20,6 +20,17 @@ def zeros(shape, dtype):
     return np.zeros(shape, dtype)
 
 
+def add_bias(x, bias):
+    """x (N, C) += bias (C,) in place (a dense layer's bias); returns x."""
+    x += bias
+    return x
+
+
+def bias_grad(grad):
+    """The gradient of a dense layer's bias: grad (N, C) summed over its rows, (C,)."""
+    return grad.sum(axis=0)
+
+
 def _safe_max(x):
     """Row max over the last axis, with rows that are entirely -inf given max 0 (no NaN)."""
     m = np.max(x, axis=-1, keepdims=True)

@@ -96,7 +96,7 @@ class Linear(Function):
         ctx.shape = x.shape
         out = K.matmul(x2, weight.T)  # (N, out)
         if bias is not None:
-            out += bias
+            K.add_bias(out, bias)
         return out.reshape(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
@@ -105,5 +105,5 @@ class Linear(Function):
         g2 = grad.reshape(x2.shape[0], grad.shape[-1])  # (N, out)
         dx = K.matmul(g2, weight).reshape(ctx.shape) if ctx.needs_input_grad[0] else None
         dweight = K.matmul(g2.T, x2) if ctx.needs_input_grad[1] else None
-        dbias = g2.sum(axis=0) if ctx.needs_input_grad[2] else None
+        dbias = K.bias_grad(g2) if ctx.needs_input_grad[2] else None
         return dx, dweight, dbias
