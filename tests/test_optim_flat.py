@@ -318,3 +318,23 @@ def test_a_kept_grad_keeps_its_values():
             np.testing.assert_array_equal(grad, values)
     for p, q in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_zero_grad_reuses_the_gradient_buffer_unless_a_grad_is_kept():
+    # A large flat gradient buffer comes back from the kernels' pool at every zero_grad
+    # (no fresh pages to fault in), but never while a kept .grad still uses it.
+    w = Parameter(np.ones((512, 1024), np.float32))  # 2 MiB: pooled
+    opt = optim.AdamW([w], lr=0.1)
+
+    def step(value):
+        opt.zero_grad()
+        (w * value).sum().backward()
+        opt.step()
+        return w.grad.__array_interface__["data"][0]
+
+    first = step(1.0)
+    assert step(2.0) == first
+    kept = w.grad
+    assert step(3.0) != first
+    np.testing.assert_array_equal(kept, np.full((512, 1024), 2.0, np.float32))
+    np.testing.assert_array_equal(w.grad, np.full((512, 1024), 3.0, np.float32))

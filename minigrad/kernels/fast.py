@@ -44,8 +44,11 @@ from minigrad.kernels.vecmath import (
 # thread and waiting for it costs tens of microseconds, and while BLAS's own threads still
 # spin after a matmul the second piece waits for a core: measured on the 2-core machine, a
 # (768, 128) LayerNorm took 130 us split in two against 27 us in one piece, and a baby-GPT
-# step ran 61 ms against 78 ms (medians of 6 interleaved fresh-process rounds).
-_MIN_SPLIT_SIZE = 1 << 20
+# step ran 61 ms against 78 ms (medians of 6 interleaved fresh-process rounds). The medium
+# GPT's 3.1M-element softmax and GELU lose too: its step took 1026 ms whole against 1084 ms
+# split from 2^20 elements (medians of 4 interleaved rounds), so no array of these models
+# is split.
+_MIN_SPLIT_SIZE = 1 << 23
 
 
 def _kernel(fn):
