@@ -404,10 +404,29 @@ class IndexedGrad:
         self.values = values
 
     def dense(self, shape, dtype):
-        """The whole gradient: a new array of zeros with `values` at `index`."""
-        full = K.zeros(shape, dtype)
+        """The whole gradient: a new array, `values` at `index` and zeros elsewhere."""
+        full = K.empty(shape, dtype)
+        rest = _rest_of_axis(self.index, shape)
+        if rest is None:
+            full.fill(0)
+        for part in rest or ():
+            full[part] = 0  # only what the piece leaves (q's gradient: k's and v's columns)
         full[self.index] = self.values
         return full
+
+
+def _rest_of_axis(index, shape):
+    """For an index that cuts one axis with a step-1 slice (a piece of a split): the two
+    indexes of what it leaves of that axis; None for any other index."""
+    if not isinstance(index, tuple) or not all(isinstance(i, slice) for i in index):
+        return None
+    cut = [axis for axis, i in enumerate(index) if i != slice(None)]
+    if len(cut) != 1 or index[cut[0]].step not in (None, 1):
+        return None
+    axis = cut[0]
+    start, stop, _ = index[axis].indices(shape[axis])
+    before = (slice(None),) * axis
+    return [before + (slice(0, start),), before + (slice(max(start, stop), None),)]
 
 
 def graph_nodes(tensor):

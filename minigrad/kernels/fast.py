@@ -125,12 +125,10 @@ def matmul(a, b):
         return np.matmul(a, b, out=out)
 
 
-def zeros(shape, dtype):
-    """A new array of zeros; a large one reuses a free buffer (np.zeros would map fresh
-    zeroed pages, which fault in one by one)."""
-    out = buffers.empty(shape, dtype)
-    out.fill(0)
-    return out
+def empty(shape, dtype):
+    """A new uninitialised array; a large one reuses a free buffer (a fresh one would map
+    new pages, which fault in one by one)."""
+    return buffers.empty(shape, dtype)
 
 
 @_kernel

@@ -15,9 +15,9 @@ def matmul(a, b):
     return np.matmul(a, b)
 
 
-def zeros(shape, dtype):
-    """A new array of zeros (the engine's gradient accumulators)."""
-    return np.zeros(shape, dtype)
+def empty(shape, dtype):
+    """A new uninitialised array (the engine's gradient accumulators)."""
+    return np.empty(shape, dtype)
 
 
 def add_bias(x, bias):
