@@ -112,7 +112,8 @@ def estimate_loss(model, data, cfg, block_size, stop):
                 model.train()
                 return None
             x, y = data.get_batch(split, cfg.batch_size, block_size, rng)
-            losses[k] = model(x, y)[1].item()
+            with mg.no_grad():  # no graph: nothing is saved for a backward (as nanoGPT's)
+                losses[k] = model(x, y)[1].item()
         out[split] = float(losses.mean())
     model.train()
     return out

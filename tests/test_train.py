@@ -100,3 +100,23 @@ def test_config_errors_name_the_field_not_the_flag():
         TrainConfig(max_iters=-1)
     with pytest.raises(ValueError, match=r"^eval_iters must be positive, got 0$"):
         TrainConfig(eval_iters=0)
+
+
+def test_evaluation_records_no_graph(corpus, tmp_path, monkeypatch):
+    # estimate_loss runs its forwards under no_grad (as nanoGPT's @torch.no_grad()): a
+    # graph would save every activation for a backward that never comes.
+    import minigrad as mg
+    from minigrad.models import gpt as gpt_module
+
+    modes = []
+    forward = gpt_module.GPT.forward
+
+    def recording(self, *args, **kwargs):
+        modes.append((self.training, mg.is_grad_enabled()))
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(gpt_module.GPT, "forward", recording)
+    train(tiny_config(corpus, tmp_path / "out", max_iters=3))
+    evaluation = [grad for training, grad in modes if not training]
+    assert evaluation and not any(evaluation)
+    assert all(grad for training, grad in modes if training)  # training steps keep theirs

@@ -46,8 +46,8 @@ from minigrad.kernels.vecmath import (
 # (768, 128) LayerNorm took 130 us split in two against 27 us in one piece, and a baby-GPT
 # step ran 61 ms against 78 ms (medians of 6 interleaved fresh-process rounds). The medium
 # GPT's 3.1M-element softmax and GELU lose too: its step took 1026 ms whole against 1084 ms
-# split from 2^20 elements (medians of 4 interleaved rounds), so no array of these models
-# is split.
+# split from 2^20 elements (medians of 4 interleaved rounds), so no activation of these
+# models is split (the medium GPT's AdamW, over 10.7M parameters, still is).
 _MIN_SPLIT_SIZE = 1 << 23
 
 
