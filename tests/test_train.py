@@ -105,8 +105,9 @@ def test_config_errors_name_the_field_not_the_flag():
 def test_evaluation_records_no_graph(corpus, tmp_path, monkeypatch):
     # estimate_loss runs its forwards under no_grad (as nanoGPT's @torch.no_grad()): a
     # graph would save every activation for a backward that never comes.
-    import minigrad as mg
     from minigrad.models import gpt as gpt_module
+
+    import minigrad as mg
 
     modes = []
     forward = gpt_module.GPT.forward
