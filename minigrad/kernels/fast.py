@@ -3,10 +3,11 @@
 Each public function is a thin Python wrapper: it makes its inputs C-contiguous, reshapes
 them to the few ranks the compiled kernels know (rows (N, C), heads (BH, T, S) or flat),
 casts scalars to the array dtype (so float32 work stays float32 inside the kernels),
-allocates the outputs and calls an `@njit(nogil=True, cache=True)` kernel over a range of
-rows `lo:hi`. A large array (a million elements or more) is cut into one range per core, run
-at once on minigrad's own threads (threads.py); a smaller one runs in one call on the
-calling thread.
+allocates the outputs (large ones from the reused buffers of buffers.py) and calls an
+`@njit(nogil=True, cache=True)` kernel over a range of rows `lo:hi`. A very large array
+(2^23 elements or more) is cut into one range per core, run at once on minigrad's own
+threads (threads.py); anything smaller, which is every activation of the GPTs here, runs in
+one call on the calling thread.
 
 What shapes the speed (benchmarks/kernels.py measures each kernel against its reference):
 - no OpenMP and no spinning threads: Numba's own parallel layer (OpenMP) spins after each
