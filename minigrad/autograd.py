@@ -409,8 +409,9 @@ class IndexedGrad:
         rest = _rest_of_axis(self.index, shape)
         if rest is None:
             full.fill(0)
-        for part in rest or ():
-            full[part] = 0  # only what the piece leaves (q's gradient: k's and v's columns)
+        else:
+            for part in rest:
+                full[part] = 0  # only what the piece leaves (q's gradient: k's and v's columns)
         full[self.index] = self.values
         return full
 
