@@ -2,8 +2,9 @@
 
     python -m minigrad.models.plot OUT/log.jsonl OUT/loss.png
 
-`minigrad train` runs this in a short-lived child process at each evaluation, so that
-matplotlib (about 40 MB) never lives in the training process.
+`minigrad train` runs this as one child process for the whole run (`--serve`), so that
+matplotlib (about 40 MB) never lives in the training process and is imported once; the
+child draws one PNG per request line and answers when it is written.
 """
 
 import io
@@ -36,10 +37,28 @@ def plot_losses(log_path, png_path):
     atomic_write_bytes(png_path, buf.getvalue())
 
 
+def serve(requests, replies):
+    """For each line `[log_path, png_path]` (JSON) of `requests`, draw the plot and answer
+    one line on `replies`: "ok", or the error. Returns when `requests` ends."""
+    for line in requests:
+        log_path, png_path = json.loads(line)
+        try:
+            plot_losses(log_path, png_path)
+        except Exception as e:  # reported to the training process, which goes on
+            print(f"{type(e).__name__}: {e}", file=replies, flush=True)
+        else:
+            print("ok", file=replies, flush=True)
+
+
 def main(argv=None):
-    """Command-line entry: `python -m minigrad.models.plot LOG PNG`."""
-    log_path, png_path = sys.argv[1:] if argv is None else argv
-    plot_losses(log_path, png_path)
+    """Command-line entry: `python -m minigrad.models.plot LOG PNG`, or `--serve` (requests
+    on stdin, answers on stdout)."""
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--serve"]:
+        serve(sys.stdin, sys.stdout)
+    else:
+        log_path, png_path = args
+        plot_losses(log_path, png_path)
 
 
 if __name__ == "__main__":

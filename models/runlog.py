@@ -26,26 +26,49 @@ def write_log(path, records):
 
 
 class LossPlotter:
-    """Redraws OUT/loss.png after each evaluation in a child process (minigrad.models.plot),
-    so that matplotlib stays out of the training process's memory; at most one child at a
-    time. Does nothing when matplotlib (the [plot] extra) is not installed."""
+    """Redraws OUT/loss.png after each evaluation, in one child process that lives as long
+    as the run (`python -m minigrad.models.plot --serve`), so that matplotlib stays out of
+    the training process's memory and is imported once.
+
+    The training waits for each drawing (about 0.1 s). A child drawing while the training
+    ran took a core from BLAS's threads mid-product: on the 2-core machine, 30 baby-GPT steps
+    took 2.74 s against 1.67 s with no child (medians of 8 interleaved rounds). Does nothing
+    when matplotlib (the [plot] extra) is not installed; a drawing that fails is reported
+    once, and the run goes on without the plot."""
 
     def __init__(self):
-        self.available = importlib.util.find_spec("matplotlib") is not None
         self.child = None
+        if importlib.util.find_spec("matplotlib") is not None:
+            # its own session: Ctrl-C stops the training (which then closes this child),
+            # not the child in the middle of a drawing
+            self.child = subprocess.Popen(
+                [sys.executable, "-m", "minigrad.models.plot", "--serve"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                start_new_session=True,
+            )
 
     def update(self, log_path, png_path):
-        """Start drawing `png_path` from `log_path`, after the previous drawing finished."""
-        if not self.available:
+        """Redraw `png_path` from `log_path`; returns when the PNG is written."""
+        if self.child is None:
             return
-        self.close()
-        self.child = subprocess.Popen(
-            [sys.executable, "-m", "minigrad.models.plot", log_path, png_path],
-            stdout=subprocess.DEVNULL,
-        )
+        try:
+            self.child.stdin.write(json.dumps([log_path, png_path]) + "\n")
+            self.child.stdin.flush()
+            reply = self.child.stdout.readline().strip()
+        except BrokenPipeError:
+            reply = ""
+        if reply != "ok":
+            print(f"minigrad: the loss plot {png_path} was not drawn "
+                  f"({reply or 'the plotting process exited'}); the run goes on without it",
+                  file=sys.stderr, flush=True)
+            self.close()
 
     def close(self):
-        """Wait for the drawing in progress, if any."""
+        """End the child process, if any."""
         if self.child is not None:
-            self.child.wait()
-            self.child = None
+            child, self.child = self.child, None
+            try:
+                child.stdin.close()
+            except BrokenPipeError:
+                pass
+            child.wait()
