@@ -55,7 +55,7 @@ def backend():
 
 def release_buffers():
     """Give back the memory the fast kernels keep between steps for their large outputs
-    (see kernels/buffers.py), e.g. before a checkpoint or a plot needs memory of its own.
+    (see kernels/buffers.py), e.g. before a checkpoint builds its bytes.
     Arrays still in use keep theirs; the next step takes what it needs again."""
     from minigrad.kernels import buffers
 
