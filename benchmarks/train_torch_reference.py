@@ -19,6 +19,10 @@ import torch
 from benchmarks.chardata import SPLITS, Shakespeare
 from tests.torch_gpt import TorchGPT
 
+# Tokens per evaluation forward: models/train.py's _EVAL_TOKENS (this module does not import
+# minigrad; tests/test_benchmarks.py checks that the two agree).
+EVAL_TOKENS = 1536
+
 
 def init_like_nanogpt(model, n_layer, seed):
     """nanoGPT's init: N(0, 0.02), residual projections scaled by 1/sqrt(2 n_layer)."""
@@ -54,16 +58,21 @@ def lr_at(it, lr, min_lr, warmup_iters, decay_iters):
 
 @torch.no_grad()
 def estimate_loss(model, data, batch_size, block_size, eval_iters, seed):
-    """Mean loss over eval_iters batches of each split, from a generator seeded afresh."""
+    """Mean loss over eval_iters batches of each split, from a generator seeded afresh,
+    in groups of up to EVAL_TOKENS tokens per forward (as models/train.py)."""
     model.eval()
     out = {}
+    group = max(1, EVAL_TOKENS // (batch_size * block_size))
     for split in SPLITS:
         rng = np.random.default_rng([seed, 1])
-        losses = []
-        for _ in range(eval_iters):
-            x, y = data.get_batch(split, batch_size, block_size, rng)
-            losses.append(model(torch.from_numpy(x), torch.from_numpy(y))[1].item())
-        out[split] = float(np.mean(losses))
+        total = 0.0
+        for start in range(0, eval_iters, group):
+            n = min(group, eval_iters - start)
+            xs, ys = zip(*(data.get_batch(split, batch_size, block_size, rng)
+                           for _ in range(n)), strict=True)
+            x, y = torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
+            total += n * model(x, y)[1].item()
+        out[split] = total / eval_iters
     model.train()
     return out
 

@@ -37,3 +37,13 @@ def test_step_profile_reports_kernels_and_both_replays():
     assert int(count) > 0
     median = lines[-1].split()
     assert median[0] == "median" and all(float(v) > 0 for v in median[1:3])
+
+
+def test_reference_pipeline_evaluates_in_the_same_groups():
+    """The PyTorch reference pipeline forwards as many tokens per evaluation batch group as
+    minigrad train (the same work in the whole-run row)."""
+    from minigrad.models.train import _EVAL_TOKENS
+
+    from benchmarks.train_torch_reference import EVAL_TOKENS
+
+    assert EVAL_TOKENS == _EVAL_TOKENS

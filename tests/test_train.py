@@ -121,3 +121,27 @@ def test_evaluation_records_no_graph(corpus, tmp_path, monkeypatch):
     evaluation = [grad for training, grad in modes if not training]
     assert evaluation and not any(evaluation)
     assert all(grad for training, grad in modes if training)  # training steps keep theirs
+
+
+def test_evaluation_in_groups_gives_the_batch_by_batch_mean(corpus, tmp_path, monkeypatch):
+    # estimate_loss runs several batches per forward; each split's loss must still be the
+    # mean of the eval_iters batch losses, also when the last group is short (2, 2, 1).
+    import types
+
+    from minigrad.models import train as train_module
+
+    import minigrad as mg
+
+    cfg = tiny_config(corpus, tmp_path / "out", eval_iters=5)
+    model, _, data, _, _ = train_module._setup(cfg)
+    monkeypatch.setattr(train_module, "_EVAL_TOKENS", 2 * cfg.batch_size * cfg.block_size)
+    got = train_module.estimate_loss(model, data, cfg, cfg.block_size,
+                                     types.SimpleNamespace(requested=False))
+    model.eval()
+    for split in ("train", "val"):
+        rng = np.random.default_rng([cfg.seed, 1])
+        with mg.no_grad():
+            want = [model(*data.get_batch(split, cfg.batch_size, cfg.block_size, rng))[1].item()
+                    for _ in range(cfg.eval_iters)]
+        assert got[split] == pytest.approx(np.mean(want), rel=1e-6)
+        assert len(set(want)) == cfg.eval_iters  # five different batches, not one repeated
