@@ -44,11 +44,15 @@ __all__ = ["TrainConfig", "estimate_loss", "train"]
 # What train() adds to config.json, which resuming needs.
 _RESUME_KEYS = ("iter", "best_val_loss", "elapsed", "rng")
 
-# Evaluation runs up to this many tokens through the model at once (4 batches of the default
+# Evaluation runs up to this many tokens through the model at once (2 batches of the default
 # 12 x 64). The losses are the same: every batch has as many tokens, so the mean over a
-# group of batches is the mean of their means. Fewer, larger products and a quarter of the
-# per-op Python took a baby-GPT evaluation batch from 19.6-21.6 to 16.7-17.2 ms (medians of
-# 12 interleaved rounds, one process).
+# group of batches is the mean of their means. With half the forwards (half the per-op
+# Python, larger products) a baby-GPT evaluation batch took 16.9 and 16.7 ms against 20.3
+# and 17.7 ms one at a time (two processes, medians of 10 interleaved rounds each); PyTorch
+# gains less (15.0 and 13.0 ms against 16.3 and 14.2), and the reference pipeline
+# (benchmarks/train_torch_reference.py) groups its batches the same way. 3072 tokens gained
+# little more (16.4 and 15.7 ms) and raised the run's peak memory above the training
+# step's (201 against 197 MiB).
 _EVAL_TOKENS = 1536
 
 
