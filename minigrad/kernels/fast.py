@@ -394,7 +394,7 @@ def _matmul_tril(a, b, blocks, transpose_a=False):
 # take them. OpenBLAS multiplies by a transposed view more slowly on small heads: q @ k^T took
 # 6.0-6.4 us per (64, 32) head against 4.3 us with k^T contiguous. Attention forward +
 # backward, copy against view (medians of interleaved rounds, one process): (48, 64, 32)
-# heads 0.91x, (32, 128, 16) 0.94x, (32, 128, 32) 0.94x; (48, 128, 64) 1.06x and the medium
+# heads 0.91x, (32, 128, 16) 0.94x, (32, 128, 32) 0.94x; (48, 128, 64) 1.07x and the medium
 # GPT's (48, 256, 64) 1.05x, where the copy costs more than it saves.
 _COPY_TRANSPOSED_MAX = 128 * 32
 
