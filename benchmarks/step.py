@@ -19,7 +19,8 @@ Rows:
   benchmarks/train_torch_reference.py (same settings), at each --eval-iters; also their
   peak RSS;
 - rss: peak RSS of a default `minigrad train` (its first 250 iterations: the first
-  evaluation, checkpoint and loss plot included) and of the PyTorch reference;
+  evaluation, checkpoint and loss plot included) and of the PyTorch reference, in MiB
+  (getrusage's ru_maxrss / 1024) and in millions of bytes (MB);
 - cold: seconds from launching a process to its first finished training step, with an
   empty Numba cache and then with the cache that run filled;
 - hosted: PyTorch's step time in a process that imported minigrad and ran two minigrad
@@ -50,7 +51,7 @@ def _job(module, *args, env=None):
 
 
 def _timed_run(cmd, env=None):
-    """Run cmd to completion: (wall seconds, peak RSS in MB of it or its largest child)."""
+    """Run cmd to completion: (wall seconds, peak RSS in MiB of it or its largest child)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
@@ -121,23 +122,28 @@ def row_train(eval_iters_list, rounds, max_iters):
             "`minigrad train` vs benchmarks.train_torch_reference, wall seconds", "s", rounds,
             lambda r=run: r("minigrad", _minigrad_train),
             lambda r=run: r("torch", _torch_train))
-        print("peak RSS (MB) of those runs: minigrad "
+        print("peak RSS (MiB) of those runs: minigrad "
               f"{', '.join(f'{m:.0f}' for m in rss['minigrad'])}; torch "
               f"{', '.join(f'{m:.0f}' for m in rss['torch'])}", flush=True)
     return results
 
 
+_MB_PER_MIB = 1024 * 1024 / 1e6
+
+
 def row_rss(rounds):
     """Peak RSS of default runs cut at 250 iterations (one evaluation, checkpoint, plot)."""
-    print("\npeak RSS, MB: default `minigrad train --max-iters 250` (its first evaluation, "
-          "checkpoint and loss plot included) and the PyTorch reference, same settings")
+    print("\npeak RSS, MiB (and millions of bytes): default `minigrad train --max-iters 250` "
+          "(its first evaluation, checkpoint and loss plot included) and the PyTorch "
+          "reference, same settings")
     peaks = {"minigrad": [], "torch": []}
     for _ in range(rounds):
         peaks["minigrad"].append(_minigrad_train(200, 250)[1])
         peaks["torch"].append(_torch_train(200, 250)[1])
     for name, values in peaks.items():
-        print(f"  {name:9s} {', '.join(f'{v:.0f}' for v in values)}  "
-              f"(median {statistics.median(values):.0f})", flush=True)
+        median = statistics.median(values)
+        print(f"  {name:9s} {', '.join(f'{v:.0f}' for v in values)} MiB  (median {median:.0f} "
+              f"MiB = {median * _MB_PER_MIB:.1f} MB)", flush=True)
     return {name: statistics.median(v) for name, v in peaks.items()}
 
 
