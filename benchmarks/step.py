@@ -130,6 +130,29 @@ def row_train(eval_iters_list, rounds, max_iters):
 
 _MB_PER_MIB = 1024 * 1024 / 1e6
 
+# Run in a bare process: VmRSS (KiB) before and after loading Numba's LLVM library.
+_LOAD_LLVM = """
+import ctypes, importlib.util, os, re
+def rss():
+    return int(re.search(r"VmRSS:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
+where = importlib.util.find_spec("llvmlite").submodule_search_locations[0]
+before = rss()
+ctypes.CDLL(os.path.join(where, "binding", "libllvmlite.so"))
+print(rss() - before)
+"""
+
+
+def llvm_mapped_mib():
+    """MiB that loading Numba's LLVM library (libllvmlite.so) alone adds to a bare process.
+
+    RSS counts the pages of that file a process maps, and how many it maps depends on how
+    the page cache holds the file: on the project's machine 39 MiB when it came in through
+    page faults, 104 MiB after one sequential read, as right after `pip install`
+    (RESULTS.md, run 8). The rss row prints it so that its figures can be read."""
+    out = subprocess.run([sys.executable, "-c", _LOAD_LLVM], check=True, text=True,
+                         capture_output=True).stdout
+    return int(out) / 1024
+
 
 def row_rss(rounds):
     """Peak RSS of default runs cut at 250 iterations (one evaluation, checkpoint, plot)."""
@@ -144,6 +167,8 @@ def row_rss(rounds):
         median = statistics.median(values)
         print(f"  {name:9s} {', '.join(f'{v:.0f}' for v in values)} MiB  (median {median:.0f} "
               f"MiB = {median * _MB_PER_MIB:.1f} MB)", flush=True)
+    print(f"  (loading libllvmlite.so alone adds {llvm_mapped_mib():.0f} MiB to a bare process "
+          "now; this part of minigrad's figure depends on the page cache)", flush=True)
     return {name: statistics.median(v) for name, v in peaks.items()}
 
 
