@@ -28,6 +28,7 @@ Rows:
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -130,16 +131,21 @@ def row_train(eval_iters_list, rounds, max_iters):
 
 _MB_PER_MIB = 1024 * 1024 / 1e6
 
-# Run in a bare process: VmRSS (KiB) before and after loading Numba's LLVM library.
-_LOAD_LLVM = """
-import ctypes, importlib.util, os, re
+# Run in a bare process: VmRSS (KiB) before and after loading the library argv[1].
+_LOAD_LIBRARY = r"""
+import ctypes, re, sys
 def rss():
-    return int(re.search(r"VmRSS:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
-where = importlib.util.find_spec("llvmlite").submodule_search_locations[0]
+    return int(re.search(r"VmRSS:\s+(\d+)", open("/proc/self/status").read()).group(1))
 before = rss()
-ctypes.CDLL(os.path.join(where, "binding", "libllvmlite.so"))
+ctypes.CDLL(sys.argv[1])
 print(rss() - before)
 """
+
+
+def llvmlite_library():
+    """The path of Numba's LLVM library, libllvmlite.so (found without importing it)."""
+    package = importlib.util.find_spec("llvmlite").submodule_search_locations[0]
+    return os.path.join(package, "binding", "libllvmlite.so")
 
 
 def llvm_mapped_mib():
@@ -149,8 +155,8 @@ def llvm_mapped_mib():
     the page cache holds the file: on the project's machine 39 MiB when it came in through
     page faults, 104 MiB after one sequential read, as right after `pip install`
     (RESULTS.md, run 8). The rss row prints it so that its figures can be read."""
-    out = subprocess.run([sys.executable, "-c", _LOAD_LLVM], check=True, text=True,
-                         capture_output=True).stdout
+    out = subprocess.run([sys.executable, "-c", _LOAD_LIBRARY, llvmlite_library()],
+                         check=True, text=True, capture_output=True).stdout
     return int(out) / 1024
 
 

@@ -52,11 +52,9 @@ def test_reference_pipeline_evaluates_in_the_same_groups():
 def test_llvm_mapped_mib_is_a_part_of_the_library():
     """The rss row's note: loading libllvmlite.so alone maps some of the file into a bare
     process, and not much more than all of it (the loader's own data on top)."""
-    import importlib.util
     import os
 
-    from benchmarks.step import llvm_mapped_mib
+    from benchmarks.step import llvm_mapped_mib, llvmlite_library
 
-    where = importlib.util.find_spec("llvmlite").submodule_search_locations[0]
-    file_mib = os.path.getsize(os.path.join(where, "binding", "libllvmlite.so")) / 2**20
+    file_mib = os.path.getsize(llvmlite_library()) / 2**20
     assert 1 < llvm_mapped_mib() < file_mib + 16
