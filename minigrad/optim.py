@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from minigrad.kernels import K, buffers
+from minigrad.kernels import K, buffers, threads
 from minigrad.tensor import Tensor
 
 
@@ -462,7 +462,8 @@ def clip_grad_norm_(params, max_norm, eps=1e-6):
     params = [params] if isinstance(params, Tensor) else list(params)
     flat = _flat_grad(params)
     grads = [p.grad for p in params if p.grad is not None] if flat is None else [flat]
-    total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
+    with threads.blas_on_one_thread():  # BLAS's own workers would spin after it
+        total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
     coef = min(max_norm / (total + eps), 1.0)
     if coef < 1.0:
         for g in grads:

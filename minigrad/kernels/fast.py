@@ -28,7 +28,7 @@ import os
 import sys
 
 import numpy as np
-from numba import njit
+from numba import get_num_threads, njit, prange, types
 
 from minigrad.kernels import buffers, reference, threads
 from minigrad.kernels.reference import _additive_mask, _check_approximate
@@ -49,12 +49,23 @@ from minigrad.kernels.vecmath import (
 # GPT's 3.1M-element softmax and GELU lose too: its step took 1026 ms whole against 1084 ms
 # split from 2^20 elements (medians of 4 interleaved rounds), so no activation of these
 # models is split (the medium GPT's AdamW, over 10.7M parameters, still is).
-_MIN_SPLIT_SIZE = 1 << 23
+_MIN_SPLIT_SIZE = 1 << 15
 
 
 def _kernel(fn):
     """Compile a kernel: nopython, cached on disk, GIL released, our fastmath."""
     return njit(nogil=True, cache=True, fastmath=_FM, error_model="numpy")(fn)
+
+
+def _parallel(fn):
+    """Compile a kernel whose `prange` loop runs one piece per thread of Numba's pool."""
+    return njit(parallel=True, nogil=True, cache=True, fastmath=_FM, error_model="numpy")(fn)
+
+
+@njit(inline="always")
+def _piece(n, p, parts):
+    """Bounds (lo, hi) of piece p of `parts` nearly equal pieces of range(n)."""
+    return n * p // parts, n * (p + 1) // parts
 
 
 _compile_notice_due = True
@@ -92,11 +103,15 @@ def _rows(x):
 
 
 def _split(size, n, call):
-    """Run call(lo, hi) -> (kernel, *args) for pieces of range(n): one piece per core when
-    `size` (elements) is large, else one. Each kernel gets its rows sliced [lo:hi], so its
-    loops start at 0: LLVM then knows no index is negative and vectorises them."""
-    parts = threads.THREADS if size >= _MIN_SPLIT_SIZE else 1
-    threads.run([call(lo, hi) for lo, hi in threads.pieces(n, parts)])
+    """Run call(lo, hi) -> (kernel, *args) over range(n): on Numba's threads, by the kernel's
+    parallel twin, when `size` (elements) is large and it has one; else in one call. Each
+    piece gets its rows sliced [lo:hi], so its loops start at 0: LLVM then knows no index
+    is negative and vectorises them."""
+    kernel, *args = call(0, n)
+    if size >= _MIN_SPLIT_SIZE and threads.PARALLEL and kernel in _PARALLEL_TWIN:
+        _PARALLEL_TWIN[kernel](get_num_threads(), *args)
+    else:
+        kernel(*args)
 
 
 def _sliced(kernel, arrays, rest):
@@ -118,12 +133,94 @@ def matmul(a, b):
     once, by whoever checks the loss).
     """
     if np.ndim(a) < 2 or np.ndim(b) < 2:
-        with np.errstate(over="ignore", invalid="ignore"):
+        with threads.blas_on_one_thread(), np.errstate(over="ignore", invalid="ignore"):
             return np.matmul(a, b)
     shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
     out = buffers.empty(shape, np.result_type(a, b))
-    with np.errstate(over="ignore", invalid="ignore"):
-        return np.matmul(a, b, out=out)
+    return _matmul_into(a, b, out)
+
+
+# The host's BLAS (NumPy's OpenBLAS) called from Numba, one matrix per call, on one thread.
+_GEMM_SIG = (types.int32, types.int32, types.int32, types.int64, types.int64, types.int64)
+_sgemm = types.ExternalFunction(threads.CBLAS["float32"], types.void(
+    *_GEMM_SIG, types.float32, types.voidptr, types.int64, types.voidptr, types.int64,
+    types.float32, types.voidptr, types.int64))
+_dgemm = types.ExternalFunction(threads.CBLAS["float64"], types.void(
+    *_GEMM_SIG, types.float64, types.voidptr, types.int64, types.voidptr, types.int64,
+    types.float64, types.voidptr, types.int64))
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+
+
+@njit(inline="always")
+def _blas_layout(m):
+    """(transpose flag, leading dimension) of a matrix with a unit stride on one axis."""
+    unit = m.itemsize
+    if m.strides[1] == unit:
+        return _NO_TRANS, max(m.strides[0] // unit, m.shape[1], 1)
+    return _TRANS, max(m.strides[1] // unit, m.shape[0], 1)
+
+
+@njit(nogil=True, cache=True)
+def _gemm(a, b, out):
+    # out (B, M, N) = a (B, M, K) @ b (B, K, N), one BLAS call per matrix
+    for i in range(out.shape[0]):
+        ai, bi, oi = a[i], b[i], out[i]
+        ta, lda = _blas_layout(ai)
+        tb, ldb = _blas_layout(bi)
+        M, K, N = ai.shape[0], ai.shape[1], bi.shape[1]
+        ldc = max(oi.strides[0] // oi.itemsize, N, 1)
+        if oi.itemsize == 4:
+            _sgemm(_ROW_MAJOR, ta, tb, M, N, K, np.float32(1), ai.ctypes.data, lda,
+                   bi.ctypes.data, ldb, np.float32(0), oi.ctypes.data, ldc)
+        else:
+            _dgemm(_ROW_MAJOR, ta, tb, M, N, K, 1.0, ai.ctypes.data, lda,
+                   bi.ctypes.data, ldb, 0.0, oi.ctypes.data, ldc)
+
+
+@_parallel
+def _gemm_parallel(parts, a, b, out):
+    # _gemm in one piece per thread: by matrices when there are enough, else by rows
+    if out.shape[0] >= parts:
+        for p in prange(parts):
+            lo, hi = _piece(out.shape[0], p, parts)
+            _gemm(a[lo:hi], b[lo:hi], out[lo:hi])
+    else:
+        for p in prange(parts):
+            lo, hi = _piece(out.shape[1], p, parts)
+            _gemm(a[:, lo:hi], b, out[:, lo:hi])
+
+
+# Products of fewer multiply-adds run in one call on the calling thread.
+_MIN_SPLIT_MACS = 1 << 18
+
+
+def _as_blas_stack(x, lead):
+    """x broadcast to lead + its matrix shape, as a (B, rows, cols) stack BLAS can read: a
+    unit stride on one of the matrix axes (copied when it has none)."""
+    x = np.broadcast_to(x, lead + x.shape[-2:])
+    x = x.reshape((-1,) + x.shape[-2:])
+    unit_stride = x.itemsize in x.strides[-2:]
+    if not unit_stride or min(x.strides[-2:]) < 0:
+        x = np.ascontiguousarray(x)
+    return x
+
+
+def _matmul_into(a, b, out):
+    """out[...] = a @ b, with BLAS on one thread per piece (threads.py); returns out."""
+    out3 = out.reshape((-1,) + out.shape[-2:])
+    usable = (threads.PARALLEL and a.dtype == b.dtype == out.dtype
+              and out.dtype.name in threads.CBLAS and out.size and a.shape[-1]
+              and np.may_share_memory(out3, out) and out.strides[-1] == out.itemsize)
+    with threads.blas_on_one_thread(), np.errstate(over="ignore", invalid="ignore"):
+        if not usable:
+            return np.matmul(a, b, out=out)
+        lead = out.shape[:-2]
+        a3, b3 = _as_blas_stack(a, lead), _as_blas_stack(b, lead)
+        if out.size * a.shape[-1] >= _MIN_SPLIT_MACS:
+            _gemm_parallel(get_num_threads(), a3, b3, out3)
+        else:
+            _gemm(a3, b3, out3)
+    return out
 
 
 def empty(shape, dtype):
@@ -139,6 +236,13 @@ def _add_row_vector(x, v):
             x[r, c] += v[c]
 
 
+@_parallel
+def _add_row_vector_parallel(parts, x, v):
+    for p in prange(parts):
+        lo, hi = _piece(x.shape[0], p, parts)
+        _add_row_vector(x[lo:hi], v)
+
+
 def add_bias(x, bias):
     """x (N, C) += bias (C,) in place (a dense layer's bias); returns x.
 
@@ -149,7 +253,8 @@ def add_bias(x, bias):
     if x.dtype != bias.dtype or not x.flags.c_contiguous or not x.flags.writeable:
         x += bias  # mixed dtypes or a view: NumPy's rules
         return x
-    _add_row_vector(x, _c(bias))
+    b = _c(bias)
+    _split(x.size, x.shape[0], lambda lo, hi: (_add_row_vector, x[lo:hi], b))
     return x
 
 
@@ -160,7 +265,7 @@ def bias_grad(grad):
     on the GPT's layers (measured 16 against 34 us at (768, 384)).
     """
     ones = np.ones(grad.shape[0], grad.dtype)
-    with np.errstate(over="ignore", invalid="ignore"):
+    with threads.blas_on_one_thread(), np.errstate(over="ignore", invalid="ignore"):
         return np.matmul(ones, grad)
 
 
@@ -319,6 +424,15 @@ def _attn_softmax(scores, mask, head0, heads_per_mask, has_mask, is_causal, scal
         _zero(scores[b, i, jmax:])
 
 
+@_parallel
+def _attn_softmax_parallel(parts, scores, mask, head0, heads_per_mask, has_mask, is_causal,
+                           scale):
+    for p in prange(parts):
+        lo, hi = _piece(scores.shape[0], p, parts)
+        _attn_softmax(scores[lo:hi], mask, head0 + lo, heads_per_mask, has_mask, is_causal,
+                      scale)
+
+
 @_kernel
 def _attn_softmax_backward(probs, dprobs, scale):
     # dprobs (BH, T, S) -> dscores in place: probs * (dprobs - sum(dprobs * probs)) * scale.
@@ -332,6 +446,13 @@ def _attn_softmax_backward(probs, dprobs, scale):
             dot += probs[b, i, j] * dprobs[b, i, j]
         for j in range(S):
             dprobs[b, i, j] = probs[b, i, j] * (dprobs[b, i, j] - dot) * scale
+
+
+@_parallel
+def _attn_softmax_backward_parallel(parts, probs, dprobs, scale):
+    for p in prange(parts):
+        lo, hi = _piece(probs.shape[0], p, parts)
+        _attn_softmax_backward(probs[lo:hi], dprobs[lo:hi], scale)
 
 
 def _mask3(add, lead, T, S):
@@ -369,9 +490,8 @@ def _causal_blocks(T, S, is_causal):
 def _matmul_lower(a, b, blocks, out):
     """The blocks on and below the diagonal of a @ b (..., T, T), into out: rows lo:hi get
     a[..., lo:hi, :] @ b[..., :, :hi]; out's entries right of them are left untouched."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        for lo, hi in blocks:
-            np.matmul(a[..., lo:hi, :], b[..., :, :hi], out=out[..., lo:hi, :hi])
+    for lo, hi in blocks:
+        _matmul_into(a[..., lo:hi, :], b[..., :, :hi], out[..., lo:hi, :hi])
     return out
 
 
@@ -380,13 +500,12 @@ def _matmul_tril(a, b, blocks, transpose_a=False):
     are a[..., lo:hi, :hi] @ b[..., :hi, :]; rows lo:hi of a^T @ b are
     a[..., lo:, lo:hi]^T @ b[..., lo:, :] (the queries that see keys lo:hi)."""
     out = buffers.empty(a.shape[:-1] + b.shape[-1:], a.dtype)
-    with np.errstate(over="ignore", invalid="ignore"):
-        for lo, hi in blocks:
-            if transpose_a:
-                part = np.swapaxes(a[..., lo:, lo:hi], -1, -2), b[..., lo:, :]
-            else:
-                part = a[..., lo:hi, :hi], b[..., :hi, :]
-            np.matmul(*part, out=out[..., lo:hi, :])
+    for lo, hi in blocks:
+        if transpose_a:
+            part = np.swapaxes(a[..., lo:, lo:hi], -1, -2), b[..., lo:, :]
+        else:
+            part = a[..., lo:hi, :hi], b[..., :hi, :]
+        _matmul_into(*part, out[..., lo:hi, :])
     return out
 
 
@@ -488,6 +607,13 @@ def _ln_fwd(x, w, bias, eps, y, mean, rstd):
             y[r, c] = (x[r, c] - mu) * rs * w[c] + bias[c]
 
 
+@_parallel
+def _ln_fwd_parallel(parts, x, w, bias, eps, y, mean, rstd):
+    for p in prange(parts):
+        lo, hi = _piece(x.shape[0], p, parts)
+        _ln_fwd(x[lo:hi], w, bias, eps, y[lo:hi], mean[lo:hi], rstd[lo:hi])
+
+
 @_kernel
 def _ln_bwd(grad, x, w, mean, rstd, dx, dw_part, db_part):
     # rows lo:hi; dw_part and db_part (C,) are this piece's own sums: no races
@@ -508,6 +634,15 @@ def _ln_bwd(grad, x, w, mean, rstd, dx, dw_part, db_part):
         for c in range(C):
             xh = (x[r, c] - mu) * rs
             dx[r, c] = (grad[r, c] * w[c] - mg - xh * mgx) * rs
+
+
+@_parallel
+def _ln_bwd_parallel(parts, grad, x, w, mean, rstd, dx, dw_parts, db_parts):
+    # one row of dw_parts and db_parts (parts, C) per piece
+    for p in prange(parts):
+        lo, hi = _piece(x.shape[0], p, parts)
+        _ln_bwd(grad[lo:hi], x[lo:hi], w, mean[lo:hi], rstd[lo:hi], dx[lo:hi], dw_parts[p],
+                db_parts[p])
 
 
 def layer_norm_forward(x, weight, bias, eps):
@@ -540,12 +675,15 @@ def layer_norm_backward(grad, x, weight, mean, rstd):
     g2 = _rows(np.asarray(grad, dtype=dt))
     w = np.ones(C, dt) if weight is None else _c(np.asarray(weight, dtype=dt))
     mean1, rstd1 = _c(mean).reshape(-1), _c(rstd).reshape(-1)
-    ranges = threads.pieces(N, threads.THREADS if x2.size >= _MIN_SPLIT_SIZE else 1)
-    dw_part = np.zeros((len(ranges), C), dt)  # one row of partial sums per piece
-    db_part = np.zeros((len(ranges), C), dt)
+    parallel = threads.PARALLEL and x2.size >= _MIN_SPLIT_SIZE
+    parts = get_num_threads() if parallel else 1
+    dw_part = np.zeros((parts, C), dt)  # one row of partial sums per piece
+    db_part = np.zeros((parts, C), dt)
     dx = buffers.empty(x2.shape, x2.dtype)
-    threads.run([(_ln_bwd, g2[lo:hi], x2[lo:hi], w, mean1[lo:hi], rstd1[lo:hi], dx[lo:hi],
-                  dw_part[i], db_part[i]) for i, (lo, hi) in enumerate(ranges)])
+    if parallel:
+        _ln_bwd_parallel(parts, g2, x2, w, mean1, rstd1, dx, dw_part, db_part)
+    else:
+        _ln_bwd(g2, x2, w, mean1, rstd1, dx, dw_part[0], db_part[0])
     dweight = dw_part.sum(axis=0) if weight is not None else None
     return dx.reshape(x.shape), dweight, db_part.sum(axis=0)
 
@@ -627,6 +765,13 @@ def _gelu_erf_f32(x, out):
         out[i] = x[i] * normal_cdf_f32(x[i])
 
 
+@_parallel
+def _gelu_erf_f32_parallel(parts, x, out):
+    for p in prange(parts):
+        lo, hi = _piece(x.size, p, parts)
+        _gelu_erf_f32(x[lo:hi], out[lo:hi])
+
+
 @_kernel
 def _gelu_erf_bwd_f32(x, grad, out):
     c = np.float32
@@ -637,6 +782,13 @@ def _gelu_erf_bwd_f32(x, grad, out):
         out[i] = grad[i] * (cdf + xi * e * c(0.3989422804014327))  # 1 / sqrt(2 pi)
 
 
+@_parallel
+def _gelu_erf_bwd_f32_parallel(parts, x, grad, out):
+    for p in prange(parts):
+        lo, hi = _piece(x.size, p, parts)
+        _gelu_erf_bwd_f32(x[lo:hi], grad[lo:hi], out[lo:hi])
+
+
 @_kernel
 def _gelu_tanh_f32(x, out):
     c = np.float32
@@ -644,6 +796,13 @@ def _gelu_tanh_f32(x, out):
         xi = x[i]
         u = c(_SQRT_2_OVER_PI) * (xi + c(0.044715) * xi * xi * xi)
         out[i] = c(0.5) * xi * (c(1) + tanh_f32(u))
+
+
+@_parallel
+def _gelu_tanh_f32_parallel(parts, x, out):
+    for p in prange(parts):
+        lo, hi = _piece(x.size, p, parts)
+        _gelu_tanh_f32(x[lo:hi], out[lo:hi])
 
 
 @_kernel
@@ -656,6 +815,13 @@ def _gelu_tanh_bwd_f32(x, grad, out):
         out[i] = grad[i] * (c(0.5) * (c(1) + t) + c(0.5) * xi * (c(1) - t * t) * dinner)
 
 
+@_parallel
+def _gelu_tanh_bwd_f32_parallel(parts, x, grad, out):
+    for p in prange(parts):
+        lo, hi = _piece(x.size, p, parts)
+        _gelu_tanh_bwd_f32(x[lo:hi], grad[lo:hi], out[lo:hi])
+
+
 @njit(nogil=True, cache=True, error_model="numpy")
 def _gelu_f64(x, use_tanh, out):
     for i in range(x.size):
@@ -664,6 +830,13 @@ def _gelu_f64(x, use_tanh, out):
             out[i] = 0.5 * xi * (1.0 + math.tanh(_SQRT_2_OVER_PI * (xi + 0.044715 * xi**3)))
         else:
             out[i] = 0.5 * xi * (1.0 + math.erf(xi / math.sqrt(2)))
+
+
+@_parallel
+def _gelu_f64_parallel(parts, x, use_tanh, out):
+    for p in prange(parts):
+        lo, hi = _piece(x.size, p, parts)
+        _gelu_f64(x[lo:hi], use_tanh, out[lo:hi])
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -678,6 +851,13 @@ def _gelu_bwd_f64(x, grad, use_tanh, out):
             cdf = 0.5 * (1.0 + math.erf(xi / math.sqrt(2)))
             pdf = math.exp(-0.5 * xi * xi) / math.sqrt(2 * math.pi)
             out[i] = grad[i] * (cdf + xi * pdf)
+
+
+@_parallel
+def _gelu_bwd_f64_parallel(parts, x, grad, use_tanh, out):
+    for p in prange(parts):
+        lo, hi = _piece(x.size, p, parts)
+        _gelu_bwd_f64(x[lo:hi], grad[lo:hi], use_tanh, out[lo:hi])
 
 
 def gelu(x, approximate):
@@ -749,6 +929,15 @@ def _adamw(p, g, m, v, decay, one_minus_b1, b2, one_minus_b2, step_size, inv_bc2
         p[i] = p[i] * decay - step_size * mi / (math.sqrt(vi) * inv_bc2_sqrt + eps)
 
 
+@_parallel
+def _adamw_parallel(parts, p, g, m, v, decay, one_minus_b1, b2, one_minus_b2, step_size,
+                    inv_bc2_sqrt, eps):
+    for k in prange(parts):
+        lo, hi = _piece(p.size, k, parts)
+        _adamw(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], decay, one_minus_b1, b2, one_minus_b2,
+               step_size, inv_bc2_sqrt, eps)
+
+
 def adamw_step(params, grads, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps, weight_decay, step):
     """One in-place AdamW update of lists of arrays, exactly PyTorch's formula. Returns None."""
     for p, g, m, v in zip(params, grads, exp_avgs, exp_avg_sqs, strict=True):
@@ -761,3 +950,19 @@ def adamw_step(params, grads, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps, weig
         scalars = (f(1 - lr * weight_decay), f(1 - beta1), f(beta2), f(1 - beta2),
                    f(lr / (1 - beta1**step)), f(1 / math.sqrt(1 - beta2**step)), f(eps))
         _split(p.size, p.size, _sliced(_adamw, (p1, g1, m1, v1), scalars))
+
+
+# Each kernel that `_split` may run on Numba's threads, and the twin that does it.
+_PARALLEL_TWIN = {
+    _add_row_vector: _add_row_vector_parallel,
+    _attn_softmax: _attn_softmax_parallel,
+    _attn_softmax_backward: _attn_softmax_backward_parallel,
+    _ln_fwd: _ln_fwd_parallel,
+    _gelu_erf_f32: _gelu_erf_f32_parallel,
+    _gelu_tanh_f32: _gelu_tanh_f32_parallel,
+    _gelu_erf_bwd_f32: _gelu_erf_bwd_f32_parallel,
+    _gelu_tanh_bwd_f32: _gelu_tanh_bwd_f32_parallel,
+    _gelu_f64: _gelu_f64_parallel,
+    _gelu_bwd_f64: _gelu_bwd_f64_parallel,
+    _adamw: _adamw_parallel,
+}

@@ -1,19 +1,28 @@
-"""minigrad's own threads: how the fast kernels use both cores without touching the host.
+"""minigrad's threads: how the fast kernels use every core without touching the host.
 
-minigrad starts no thread at import and sets no process-wide thread limit. Its parallel
-work (the row kernels) runs on the calling thread plus a small pool of its own
-threads (`minigrad-worker-*`), created at the first parallel call, which sleep when idle.
-Nothing spins: an OpenMP or OpenBLAS worker that busy-waits after its call steals a core
-from whatever runs next, and on a 2-core machine that was the difference between 50 and
-300+ ms per baby-GPT step under load (benchmarks/RESULTS.md).
+The kernels run their large work on Numba's thread pool (`parallel=True` kernels, one
+piece per thread), and the products call NumPy's own OpenBLAS from those threads, one
+matrix piece per thread. This is PyTorch's arrangement: one pool for all the work of a
+step, whose threads wait for the next piece by spinning for a moment, then sleep.
 
-- `run(calls)` runs calls (fn, *args) at once, e.g. one Numba kernel per piece of rows
-  (`pieces(n)`); the kernels release the GIL (nogil), so the pieces truly run at once.
+Two pools that both spin would fight over the cores: OpenBLAS's own workers keep spinning
+after each product (about 0.1 s), and a Numba thread that wanted the core waited out the
+scheduler's time slice (GELU (768, 512) took 3.3 ms instead of 0.1 ms). So inside each of
+minigrad's products and row kernels OpenBLAS is held to one thread, and its own setting is
+put back when the call returns: `blas_on_one_thread()`. The host's own BLAS calls, before
+and after, run with the host's setting.
+
+minigrad starts no thread at import; Numba starts its pool at the first parallel kernel.
+`PARALLEL` is False (everything runs on the calling thread, BLAS with its own threads) on
+one core, or when NumPy's OpenBLAS cannot be found (NumPy built on another BLAS).
 """
 
+import ctypes
+import glob
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
+
+import llvmlite.binding as llvm
+import numpy as np
 
 
 def _cores():
@@ -24,38 +33,45 @@ def _cores():
 
 
 THREADS = max(1, _cores())
-_pool = None
-_pool_lock = threading.Lock()
 
 
-def _get_pool():
-    global _pool
-    if _pool is None:
-        with _pool_lock:
-            if _pool is None:
-                _pool = ThreadPoolExecutor(THREADS - 1, "minigrad-worker")
-    return _pool
+def _numpy_openblas():
+    """(ctypes library, symbol prefix, suffix) of the OpenBLAS in NumPy's wheel, or None."""
+    libs = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
+    for path in sorted(glob.glob(os.path.join(libs, "libscipy_openblas*.so*"))):
+        lib = ctypes.CDLL(path)
+        suffix = "64_" if "openblas64" in os.path.basename(path) else ""
+        if hasattr(lib, f"scipy_cblas_sgemm{suffix}"):
+            # The kernels call its cblas from compiled code: LLVM must see its symbols.
+            llvm.load_library_permanently(path)
+            return lib, suffix
+    return None
 
 
-def pieces(n, parts=THREADS):
-    """Up to `parts` (lo, hi) bounds of nearly equal length that cover range(n)."""
-    bounds = [n * i // parts for i in range(parts + 1)]
-    return [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
+_openblas = _numpy_openblas()
+PARALLEL = _openblas is not None and THREADS > 1
+# cblas gemm symbols by dtype, for the Numba kernels (fast.py) to call
+CBLAS = {}
+if _openblas is not None:
+    _lib, _suffix = _openblas
+    CBLAS = {"float32": f"scipy_cblas_sgemm{_suffix}", "float64": f"scipy_cblas_dgemm{_suffix}"}
+    _get_threads = getattr(_lib, f"scipy_openblas_get_num_threads{_suffix}")
+    _get_threads.restype = ctypes.c_int
+    _set_threads = getattr(_lib, f"scipy_openblas_set_num_threads{_suffix}")
+    _set_threads.argtypes = [ctypes.c_int]
+    _set_threads.restype = None
 
 
-def run(calls):
-    """Run the calls (fn, *args) at once: the first on this thread, the rest on the pool."""
-    if not calls:  # nothing to do (an empty array)
-        return
-    if len(calls) == 1:
-        fn, *args = calls[0]
-        fn(*args)
-        return
-    pool = _get_pool()
-    pending = [pool.submit(*call) for call in calls[1:]]
-    fn, *args = calls[0]
-    try:
-        fn(*args)
-    finally:
-        for job in pending:
-            job.result()
+class blas_on_one_thread:
+    """Context: NumPy's OpenBLAS on one thread inside, the host's setting restored after."""
+
+    __slots__ = ("previous",)
+
+    def __enter__(self):
+        self.previous = _get_threads() if PARALLEL else 1
+        if self.previous != 1:
+            _set_threads(1)
+
+    def __exit__(self, *exc):
+        if self.previous != 1:
+            _set_threads(self.previous)
