@@ -142,10 +142,10 @@ def matmul(a, b):
 
 # The host's BLAS (NumPy's OpenBLAS) called from Numba, one matrix per call, on one thread.
 _GEMM_SIG = (types.int32, types.int32, types.int32, types.int64, types.int64, types.int64)
-_sgemm = types.ExternalFunction(threads.CBLAS["float32"], types.void(
+_sgemm = types.ExternalFunction(threads.CBLAS["f"], types.void(
     *_GEMM_SIG, types.float32, types.voidptr, types.int64, types.voidptr, types.int64,
     types.float32, types.voidptr, types.int64))
-_dgemm = types.ExternalFunction(threads.CBLAS["float64"], types.void(
+_dgemm = types.ExternalFunction(threads.CBLAS["d"], types.void(
     *_GEMM_SIG, types.float64, types.voidptr, types.int64, types.voidptr, types.int64,
     types.float64, types.voidptr, types.int64))
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
@@ -196,30 +196,38 @@ _MIN_SPLIT_MACS = 1 << 18
 
 def _as_blas_stack(x, lead):
     """x broadcast to lead + its matrix shape, as a (B, rows, cols) stack BLAS can read: a
-    unit stride on one of the matrix axes (copied when it has none)."""
-    x = np.broadcast_to(x, lead + x.shape[-2:])
+    unit stride on one of the matrix axes, none negative (copied when not)."""
+    if x.shape[:-2] != lead:
+        x = np.broadcast_to(x, lead + x.shape[-2:])
     x = x.reshape((-1,) + x.shape[-2:])
-    unit_stride = x.itemsize in x.strides[-2:]
-    if not unit_stride or min(x.strides[-2:]) < 0:
+    rows, cols = x.strides[1], x.strides[2]
+    if (rows != x.itemsize and cols != x.itemsize) or rows < 0 or cols < 0:
         x = np.ascontiguousarray(x)
     return x
 
 
 def _matmul_into(a, b, out):
     """out[...] = a @ b, with BLAS on one thread per piece (threads.py); returns out."""
+    lead = out.shape[:-2]
     out3 = out.reshape((-1,) + out.shape[-2:])
-    usable = (threads.PARALLEL and a.dtype == b.dtype == out.dtype
-              and out.dtype.name in threads.CBLAS and out.size and a.shape[-1]
-              and np.may_share_memory(out3, out) and out.strides[-1] == out.itemsize)
-    with threads.blas_on_one_thread(), np.errstate(over="ignore", invalid="ignore"):
-        if not usable:
-            return np.matmul(a, b, out=out)
-        lead = out.shape[:-2]
-        a3, b3 = _as_blas_stack(a, lead), _as_blas_stack(b, lead)
+    if not (threads.PARALLEL and a.dtype == out.dtype and b.dtype == out.dtype
+            and out.dtype.char in "fd" and out.size and a.shape[-1]
+            and out.strides[-1] == out.itemsize and np.may_share_memory(out3, out)):
+        previous = threads.hold_blas()
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                return np.matmul(a, b, out=out)
+        finally:
+            threads.release_blas(previous)
+    a3, b3 = _as_blas_stack(a, lead), _as_blas_stack(b, lead)
+    previous = threads.hold_blas()
+    try:
         if out.size * a.shape[-1] >= _MIN_SPLIT_MACS:
             _gemm_parallel(get_num_threads(), a3, b3, out3)
         else:
             _gemm(a3, b3, out3)
+    finally:
+        threads.release_blas(previous)
     return out
 
 
@@ -671,7 +679,7 @@ def layer_norm_backward(grad, x, weight, mean, rstd):
     rows); a caller whose layer has no bias ignores it.
     """
     x2 = _rows(x)
-    dt, (N, C) = x2.dtype, x2.shape
+    dt, C = x2.dtype, x2.shape[1]
     g2 = _rows(np.asarray(grad, dtype=dt))
     w = np.ones(C, dt) if weight is None else _c(np.asarray(weight, dtype=dt))
     mean1, rstd1 = _c(mean).reshape(-1), _c(rstd).reshape(-1)

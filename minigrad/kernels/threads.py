@@ -50,16 +50,32 @@ def _numpy_openblas():
 
 _openblas = _numpy_openblas()
 PARALLEL = _openblas is not None and THREADS > 1
-# cblas gemm symbols by dtype, for the Numba kernels (fast.py) to call
+# cblas gemm symbols by dtype.char, for the Numba kernels (fast.py) to call
 CBLAS = {}
 if _openblas is not None:
     _lib, _suffix = _openblas
-    CBLAS = {"float32": f"scipy_cblas_sgemm{_suffix}", "float64": f"scipy_cblas_dgemm{_suffix}"}
+    CBLAS = {"f": f"scipy_cblas_sgemm{_suffix}", "d": f"scipy_cblas_dgemm{_suffix}"}
     _get_threads = getattr(_lib, f"scipy_openblas_get_num_threads{_suffix}")
     _get_threads.restype = ctypes.c_int
     _set_threads = getattr(_lib, f"scipy_openblas_set_num_threads{_suffix}")
     _set_threads.argtypes = [ctypes.c_int]
     _set_threads.restype = None
+
+
+def hold_blas():
+    """Hold NumPy's OpenBLAS to one thread; returns what release_blas needs to restore it."""
+    if not PARALLEL:
+        return 1
+    previous = _get_threads()
+    if previous != 1:
+        _set_threads(1)
+    return previous
+
+
+def release_blas(previous):
+    """Give OpenBLAS back the thread count hold_blas found."""
+    if previous != 1:
+        _set_threads(previous)
 
 
 class blas_on_one_thread:
@@ -68,10 +84,7 @@ class blas_on_one_thread:
     __slots__ = ("previous",)
 
     def __enter__(self):
-        self.previous = _get_threads() if PARALLEL else 1
-        if self.previous != 1:
-            _set_threads(1)
+        self.previous = hold_blas()
 
     def __exit__(self, *exc):
-        if self.previous != 1:
-            _set_threads(self.previous)
+        release_blas(self.previous)
