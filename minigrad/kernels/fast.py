@@ -162,45 +162,58 @@ def _blas_layout(m):
 
 @njit(nogil=True, cache=True)
 def _gemm(a, b, out):
-    # out (B, M, N) = a (B, M, K) @ b (B, K, N), one BLAS call per matrix
+    # out (B1, B2, M, N) = a (B1, B2, M, K) @ b (B1, B2, K, N), one BLAS call per matrix
     for i in range(out.shape[0]):
-        ai, bi, oi = a[i], b[i], out[i]
-        ta, lda = _blas_layout(ai)
-        tb, ldb = _blas_layout(bi)
-        M, K, N = ai.shape[0], ai.shape[1], bi.shape[1]
-        ldc = max(oi.strides[0] // oi.itemsize, N, 1)
-        if oi.itemsize == 4:
-            _sgemm(_ROW_MAJOR, ta, tb, M, N, K, np.float32(1), ai.ctypes.data, lda,
-                   bi.ctypes.data, ldb, np.float32(0), oi.ctypes.data, ldc)
-        else:
-            _dgemm(_ROW_MAJOR, ta, tb, M, N, K, 1.0, ai.ctypes.data, lda,
-                   bi.ctypes.data, ldb, 0.0, oi.ctypes.data, ldc)
+        for j in range(out.shape[1]):
+            ai, bi, oi = a[i, j], b[i, j], out[i, j]
+            ta, lda = _blas_layout(ai)
+            tb, ldb = _blas_layout(bi)
+            M, K, N = ai.shape[0], ai.shape[1], bi.shape[1]
+            ldc = max(oi.strides[0] // oi.itemsize, N, 1)
+            if oi.itemsize == 4:
+                _sgemm(_ROW_MAJOR, ta, tb, M, N, K, np.float32(1), ai.ctypes.data, lda,
+                       bi.ctypes.data, ldb, np.float32(0), oi.ctypes.data, ldc)
+            else:
+                _dgemm(_ROW_MAJOR, ta, tb, M, N, K, 1.0, ai.ctypes.data, lda,
+                       bi.ctypes.data, ldb, 0.0, oi.ctypes.data, ldc)
 
 
 @_parallel
 def _gemm_parallel(parts, a, b, out):
-    # _gemm in one piece per thread: by matrices when there are enough, else by rows
+    # _gemm in one piece per thread: by the first batch axis that has enough matrices, else
+    # by rows
     if out.shape[0] >= parts:
         for p in prange(parts):
             lo, hi = _piece(out.shape[0], p, parts)
             _gemm(a[lo:hi], b[lo:hi], out[lo:hi])
-    else:
+    elif out.shape[1] >= parts:
         for p in prange(parts):
             lo, hi = _piece(out.shape[1], p, parts)
-            _gemm(a[:, lo:hi], b, out[:, lo:hi])
+            _gemm(a[:, lo:hi], b[:, lo:hi], out[:, lo:hi])
+    else:
+        for p in prange(parts):
+            lo, hi = _piece(out.shape[2], p, parts)
+            _gemm(a[:, :, lo:hi], b, out[:, :, lo:hi])
 
 
 # Products of fewer multiply-adds run in one call on the calling thread.
 _MIN_SPLIT_MACS = 1 << 18
 
 
+def _stack4(x, lead):
+    """x (lead..., rows, cols) as (B1, B2, rows, cols): a view when lead has at most 2 dims."""
+    if len(lead) <= 2:
+        return x.reshape((1,) * (2 - len(lead)) + x.shape)
+    return x.reshape((-1, lead[-1]) + x.shape[-2:])
+
+
 def _as_blas_stack(x, lead):
-    """x broadcast to lead + its matrix shape, as a (B, rows, cols) stack BLAS can read: a
-    unit stride on one of the matrix axes, none negative (copied when not)."""
+    """x broadcast to lead + its matrix shape, as a (B1, B2, rows, cols) stack that BLAS can
+    read: a unit stride on one of the matrix axes, none negative (copied when not)."""
     if x.shape[:-2] != lead:
         x = np.broadcast_to(x, lead + x.shape[-2:])
-    x = x.reshape((-1,) + x.shape[-2:])
-    rows, cols = x.strides[1], x.strides[2]
+    x = _stack4(x, lead)
+    rows, cols = x.strides[2], x.strides[3]
     if (rows != x.itemsize and cols != x.itemsize) or rows < 0 or cols < 0:
         x = np.ascontiguousarray(x)
     return x
@@ -209,23 +222,23 @@ def _as_blas_stack(x, lead):
 def _matmul_into(a, b, out):
     """out[...] = a @ b, with BLAS on one thread per piece (threads.py); returns out."""
     lead = out.shape[:-2]
-    out3 = out.reshape((-1,) + out.shape[-2:])
+    out4 = _stack4(out, lead)
     if not (threads.PARALLEL and a.dtype == out.dtype and b.dtype == out.dtype
             and out.dtype.char in "fd" and out.size and a.shape[-1]
-            and out.strides[-1] == out.itemsize and np.may_share_memory(out3, out)):
+            and out.strides[-1] == out.itemsize and np.may_share_memory(out4, out)):
         previous = threads.hold_blas()
         try:
             with np.errstate(over="ignore", invalid="ignore"):
                 return np.matmul(a, b, out=out)
         finally:
             threads.release_blas(previous)
-    a3, b3 = _as_blas_stack(a, lead), _as_blas_stack(b, lead)
+    a4, b4 = _as_blas_stack(a, lead), _as_blas_stack(b, lead)
     previous = threads.hold_blas()
     try:
         if out.size * a.shape[-1] >= _MIN_SPLIT_MACS:
-            _gemm_parallel(get_num_threads(), a3, b3, out3)
+            _gemm_parallel(get_num_threads(), a4, b4, out4)
         else:
-            _gemm(a3, b3, out3)
+            _gemm(a4, b4, out4)
     finally:
         threads.release_blas(previous)
     return out
