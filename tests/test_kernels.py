@@ -49,6 +49,7 @@ def pieces(request, monkeypatch):
     thread, with every output taken from the reused buffers."""
     if request.param == "split":
         monkeypatch.setattr(fast, "_MIN_SPLIT_SIZE", 0)
+        monkeypatch.setattr(fast, "_MIN_SPLIT_MACS", 0)
         monkeypatch.setattr(buffers, "MIN_BYTES", 0)
     return request.param
 
@@ -73,6 +74,28 @@ def test_matmul(sa, sb, dtype):
     rng = np.random.default_rng(0)
     a, b = rnd(rng, sa, dtype), rnd(rng, sb, dtype)
     check(fast.matmul(noncontig(a), b), reference.matmul(a, b), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("view", ["reversed rows", "every other column", "five dims",
+                                  "empty inner", "mixed dtypes", "broadcast row"])
+def test_matmul_views_blas_cannot_read_as_they_are(view, dtype):
+    """Operands the BLAS kernel cannot take in place are copied or left to NumPy."""
+    rng = np.random.default_rng(1)
+    a, b = rnd(rng, (64, 16), dtype), rnd(rng, (16, 48), dtype)
+    if view == "reversed rows":  # a negative stride
+        a = a[::-1]
+    elif view == "every other column":  # no unit stride on either axis
+        a = rnd(rng, (64, 32), dtype)[:, ::2]
+    elif view == "five dims":  # more than two batch dims
+        a, b = rnd(rng, (2, 3, 2, 8, 4), dtype), rnd(rng, (2, 1, 2, 4, 8), dtype)
+    elif view == "empty inner":
+        a, b = rnd(rng, (6, 0), dtype), rnd(rng, (0, 5), dtype)
+    elif view == "mixed dtypes":
+        b = b.astype(np.float32 if dtype == np.float64 else np.float64)
+    elif view == "broadcast row":  # a zero stride
+        a = np.broadcast_to(rnd(rng, (1, 16), dtype), (64, 16))
+    check(fast.matmul(a, b), reference.matmul(a, b), np.result_type(a, b).type)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -4,17 +4,14 @@ Each public function is a thin Python wrapper: it makes its inputs C-contiguous,
 them to the few ranks the compiled kernels know (rows (N, C), heads (BH, T, S) or flat),
 casts scalars to the array dtype (so float32 work stays float32 inside the kernels),
 allocates the outputs (large ones from the reused buffers of buffers.py) and calls an
-`@njit(nogil=True, cache=True)` kernel over a range of rows `lo:hi`. A very large array
-(2^23 elements or more) is cut into one range per core, run at once on minigrad's own
-threads (threads.py); anything smaller, which is every activation of the GPTs here, runs in
-one call on the calling thread.
+`@njit(nogil=True, cache=True)` kernel over a range of rows `lo:hi`. From 2^15 elements a
+kernel runs as its parallel twin instead: the same kernel on one range of rows per thread of
+Numba's pool (threads.py).
 
 What shapes the speed (benchmarks/kernels.py measures each kernel against its reference):
-- no OpenMP and no spinning threads: Numba's own parallel layer (OpenMP) spins after each
-  kernel and stole the second core from the matmul that came next, unless the process set
-  OMP_WAIT_POLICY, which minigrad may not do to its host; threads.py explains;
-- matmul is BLAS with the host's own thread setting (faster here than one BLAS thread per
-  call with the product split over minigrad's threads);
+- one thread pool for all the work, Numba's: the products call NumPy's OpenBLAS on one
+  thread from each thread of that pool, so OpenBLAS's own workers, which spin after each
+  call, never take a core the pool needs (threads.py explains);
 - exp, erf and tanh are computed without libm in float32, and row maxima with a
   NaN-propagating maximum (vecmath.py), so the softmax, cross-entropy and GELU loops
   vectorise;
@@ -41,14 +38,9 @@ from minigrad.kernels.vecmath import (
     tanh_f32,
 )
 
-# Below this many elements a kernel runs in one piece on the calling thread. Waking a pool
-# thread and waiting for it costs tens of microseconds, and while BLAS's own threads still
-# spin after a matmul the second piece waits for a core: measured on the 2-core machine, a
-# (768, 128) LayerNorm took 130 us split in two against 27 us in one piece, and a baby-GPT
-# step ran 61 ms against 78 ms (medians of 6 interleaved fresh-process rounds). The medium
-# GPT's 3.1M-element softmax and GELU lose too: its step took 1026 ms whole against 1084 ms
-# split from 2^20 elements (medians of 4 interleaved rounds), so no activation of these
-# models is split (the medium GPT's AdamW, over 10.7M parameters, still is).
+# From this many elements a kernel runs as its parallel twin. Measured on the 2-core machine
+# (fresh processes, medians of 300 calls): a (768, 128) LayerNorm forward 17-30 us split
+# against 27-40 us whole, a (768, 512) GELU 96-123 us against 190-210 us.
 _MIN_SPLIT_SIZE = 1 << 15
 
 
@@ -120,17 +112,17 @@ def _sliced(kernel, arrays, rest):
 
 
 # ---------------------------------------------------------------------------------------------
-# matmul: the host's BLAS with its own threads
+# matmul: NumPy's OpenBLAS, one thread per piece, the pieces on Numba's threads
 
 
 def matmul(a, b):
     """a (..., n, k) @ b (..., k, m) -> (..., n, m), batch dims broadcast as NumPy's.
 
-    BLAS runs with the host's own thread setting: measured in fresh processes on the
-    project's 2-core machine, a baby-GPT step took 56-60 ms this way against 70-83 ms with
-    BLAS held to one thread and large products split over minigrad's threads. Like the
-    Numba kernels it gives inf on overflow without a warning (a diverging run is reported
-    once, by whoever checks the loss).
+    The product is cut into one piece per thread (by batch entries, else by rows), each
+    computed by OpenBLAS on one thread: on the baby GPT's shapes this is as fast as
+    OpenBLAS's own two threads, and it leaves no BLAS worker spinning to slow the next
+    kernel. Like the Numba kernels it gives inf on overflow without a warning (a diverging
+    run is reported once, by whoever checks the loss).
     """
     if np.ndim(a) < 2 or np.ndim(b) < 2:
         with threads.blas_on_one_thread(), np.errstate(over="ignore", invalid="ignore"):
@@ -208,13 +200,15 @@ def _stack4(x, lead):
 
 
 def _as_blas_stack(x, lead):
-    """x broadcast to lead + its matrix shape, as a (B1, B2, rows, cols) stack that BLAS can
-    read: a unit stride on one of the matrix axes, none negative (copied when not)."""
+    """x broadcast to lead + its matrix shape, as a (B1, B2, rows, cols) stack of matrices
+    that BLAS can read in place (copied when they are not)."""
     if x.shape[:-2] != lead:
         x = np.broadcast_to(x, lead + x.shape[-2:])
     x = _stack4(x, lead)
-    rows, cols = x.strides[2], x.strides[3]
-    if (rows != x.itemsize and cols != x.itemsize) or rows < 0 or cols < 0:
+    (n_rows, n_cols), (rows, cols), unit = x.shape[2:], x.strides[2:], x.itemsize
+    # one unit stride, and the other a leading dimension that steps past a whole row (or
+    # column): not a broadcast (0) or reversed (negative) one
+    if not ((cols == unit and rows >= n_cols * unit) or (rows == unit and cols >= n_rows * unit)):
         x = np.ascontiguousarray(x)
     return x
 
