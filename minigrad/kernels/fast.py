@@ -170,22 +170,34 @@ def _gemm(a, b, out):
                        bi.ctypes.data, ldb, 0.0, oi.ctypes.data, ldc)
 
 
-@_parallel
-def _gemm_parallel(parts, a, b, out):
-    # _gemm in one piece per thread: by the first batch axis that has enough matrices, else
-    # by rows
-    if out.shape[0] >= parts:
-        for p in prange(parts):
-            lo, hi = _piece(out.shape[0], p, parts)
+def _gemm_parallel(parts, axis, a, b, out):
+    # _gemm in one piece per thread, the pieces cut along `axis` of out (0, 1 or 2: rows)
+    for p in prange(parts):
+        lo, hi = _piece(out.shape[axis], p, parts)
+        if axis == 0:
             _gemm(a[lo:hi], b[lo:hi], out[lo:hi])
-    elif out.shape[1] >= parts:
-        for p in prange(parts):
-            lo, hi = _piece(out.shape[1], p, parts)
+        elif axis == 1:
             _gemm(a[:, lo:hi], b[:, lo:hi], out[:, lo:hi])
-    else:
-        for p in prange(parts):
-            lo, hi = _piece(out.shape[2], p, parts)
+        else:
             _gemm(a[:, :, lo:hi], b, out[:, :, lo:hi])
+
+
+_gemm_compiled = {}
+
+
+def _gemm_pieces(dtype):
+    """_gemm_parallel for one dtype, compiled (or loaded from the disk cache) on first use,
+    for stacks of any strides, operands read-only or not: one version, whatever views a
+    product gets. Compiled per call's types instead, each new layout of the operands would
+    mean a new compilation (about 1.5 s each); compiled at import, every process importing
+    minigrad would start Numba's compiler."""
+    if dtype.char not in _gemm_compiled:
+        dt = types.float32 if dtype.char == "f" else types.float64
+        operand = types.Array(dt, 4, "A", readonly=True)
+        sig = types.void(types.int64, types.int64, operand, operand, types.Array(dt, 4, "A"))
+        kernel = njit([sig], parallel=True, nogil=True, cache=True)(_gemm_parallel)
+        _gemm_compiled[dtype.char] = kernel
+    return _gemm_compiled[dtype.char]
 
 
 # Products of fewer multiply-adds run in one call on the calling thread.
@@ -227,12 +239,14 @@ def _matmul_into(a, b, out):
         finally:
             threads.release_blas(previous)
     a4, b4 = _as_blas_stack(a, lead), _as_blas_stack(b, lead)
+    if out.size * a.shape[-1] < _MIN_SPLIT_MACS:
+        parts, axis = 1, 0
+    else:  # cut along the first batch axis with enough matrices, else by rows
+        parts = get_num_threads()
+        axis = 0 if out4.shape[0] >= parts else 1 if out4.shape[1] >= parts else 2
     previous = threads.hold_blas()
     try:
-        if out.size * a.shape[-1] >= _MIN_SPLIT_MACS:
-            _gemm_parallel(get_num_threads(), a4, b4, out4)
-        else:
-            _gemm(a4, b4, out4)
+        _gemm_pieces(out.dtype)(parts, axis, a4, b4, out4)
     finally:
         threads.release_blas(previous)
     return out
@@ -249,13 +263,6 @@ def _add_row_vector(x, v):
     for r in range(x.shape[0]):
         for c in range(x.shape[1]):
             x[r, c] += v[c]
-
-
-@_parallel
-def _add_row_vector_parallel(parts, x, v):
-    for p in prange(parts):
-        lo, hi = _piece(x.shape[0], p, parts)
-        _add_row_vector(x[lo:hi], v)
 
 
 def add_bias(x, bias):
@@ -622,13 +629,6 @@ def _ln_fwd(x, w, bias, eps, y, mean, rstd):
             y[r, c] = (x[r, c] - mu) * rs * w[c] + bias[c]
 
 
-@_parallel
-def _ln_fwd_parallel(parts, x, w, bias, eps, y, mean, rstd):
-    for p in prange(parts):
-        lo, hi = _piece(x.shape[0], p, parts)
-        _ln_fwd(x[lo:hi], w, bias, eps, y[lo:hi], mean[lo:hi], rstd[lo:hi])
-
-
 @_kernel
 def _ln_bwd(grad, x, w, mean, rstd, dx, dw_part, db_part):
     # rows lo:hi; dw_part and db_part (C,) are this piece's own sums: no races
@@ -944,15 +944,6 @@ def _adamw(p, g, m, v, decay, one_minus_b1, b2, one_minus_b2, step_size, inv_bc2
         p[i] = p[i] * decay - step_size * mi / (math.sqrt(vi) * inv_bc2_sqrt + eps)
 
 
-@_parallel
-def _adamw_parallel(parts, p, g, m, v, decay, one_minus_b1, b2, one_minus_b2, step_size,
-                    inv_bc2_sqrt, eps):
-    for k in prange(parts):
-        lo, hi = _piece(p.size, k, parts)
-        _adamw(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], decay, one_minus_b1, b2, one_minus_b2,
-               step_size, inv_bc2_sqrt, eps)
-
-
 def adamw_step(params, grads, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps, weight_decay, step):
     """One in-place AdamW update of lists of arrays, exactly PyTorch's formula. Returns None."""
     for p, g, m, v in zip(params, grads, exp_avgs, exp_avg_sqs, strict=True):
@@ -969,15 +960,12 @@ def adamw_step(params, grads, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps, weig
 
 # Each kernel that `_split` may run on Numba's threads, and the twin that does it.
 _PARALLEL_TWIN = {
-    _add_row_vector: _add_row_vector_parallel,
     _attn_softmax: _attn_softmax_parallel,
     _attn_softmax_backward: _attn_softmax_backward_parallel,
-    _ln_fwd: _ln_fwd_parallel,
     _gelu_erf_f32: _gelu_erf_f32_parallel,
     _gelu_tanh_f32: _gelu_tanh_f32_parallel,
     _gelu_erf_bwd_f32: _gelu_erf_bwd_f32_parallel,
     _gelu_tanh_bwd_f32: _gelu_tanh_bwd_f32_parallel,
     _gelu_f64: _gelu_f64_parallel,
     _gelu_bwd_f64: _gelu_bwd_f64_parallel,
-    _adamw: _adamw_parallel,
 }
