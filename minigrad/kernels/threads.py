@@ -2,19 +2,21 @@
 
 The kernels run their large work on Numba's thread pool (`parallel=True` kernels, one
 piece per thread), and the products call NumPy's own OpenBLAS from those threads, one
-matrix piece per thread. This is PyTorch's arrangement: one pool for all the work of a
-step, whose threads wait for the next piece by spinning for a moment, then sleep.
+piece each, on one thread each. So one pool does all the work of a step, and its threads
+wait for the next piece by spinning for a moment before they sleep: PyTorch's arrangement.
 
-Two pools that both spin would fight over the cores: OpenBLAS's own workers keep spinning
-after each product (about 0.1 s), and a Numba thread that wanted the core waited out the
-scheduler's time slice (GELU (768, 512) took 3.3 ms instead of 0.1 ms). So inside each of
-minigrad's products and row kernels OpenBLAS is held to one thread, and its own setting is
-put back when the call returns: `blas_on_one_thread()`. The host's own BLAS calls, before
-and after, run with the host's setting.
+Two pools that both spin fight over the cores. OpenBLAS's own workers keep spinning for a
+while after each product: in a prototype on the 2-core machine, a (768, 512) GELU split
+over two threads took 2.9-3.3 ms (median) right after a product while they spun, against
+0.10-0.12 ms with OpenBLAS held to one thread (0.19-0.21 ms whole, on one thread). So
+inside each of minigrad's products (and clip_grad_norm_'s dot product) OpenBLAS is held to
+one thread, and its setting is put back when the call returns (`hold_blas`,
+`release_blas`, `blas_on_one_thread`). The host's own BLAS calls run with the host's
+setting; only one made from another thread during a minigrad call would run on one thread.
 
-minigrad starts no thread at import; Numba starts its pool at the first parallel kernel.
-`PARALLEL` is False (everything runs on the calling thread, BLAS with its own threads) on
-one core, or when NumPy's OpenBLAS cannot be found (NumPy built on another BLAS).
+minigrad starts no thread at import: Numba starts its pool at the first parallel kernel.
+`PARALLEL` is False (every kernel on the calling thread, BLAS with its own threads) on one
+core, or when NumPy's OpenBLAS cannot be found (a NumPy built on another BLAS).
 """
 
 import ctypes
@@ -36,7 +38,7 @@ THREADS = max(1, _cores())
 
 
 def _numpy_openblas():
-    """(ctypes library, symbol prefix, suffix) of the OpenBLAS in NumPy's wheel, or None."""
+    """(ctypes library, symbol suffix) of the OpenBLAS in NumPy's wheel, or None."""
     libs = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
     for path in sorted(glob.glob(os.path.join(libs, "libscipy_openblas*.so*"))):
         lib = ctypes.CDLL(path)
