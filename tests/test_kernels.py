@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as tF
 
-from minigrad.kernels import buffers, fast, reference
+from minigrad.kernels import buffers, fast, reference, threads
 
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-9, atol=1e-11)}
@@ -42,11 +42,16 @@ def t64(a, grad=False):
     return torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=grad)
 
 
-@pytest.fixture(autouse=True, params=["whole", "split"])
+@pytest.fixture(autouse=True, params=["whole", "split", "no pool"])
 def pieces(request, monkeypatch):
-    """Every test runs twice: with the kernels' own size rules (the test shapes are small,
-    so one piece, and outputs from np.empty) and as large arrays go: cut into one piece per
-    thread, with every output taken from the reused buffers."""
+    """Every test runs three times: with the kernels' own size rules (the test shapes are
+    small, so one piece, and outputs from np.empty); as large arrays go (cut into one piece
+    per thread, every output taken from the reused buffers); and as on a machine where
+    minigrad uses no thread pool (one core, or a NumPy without its OpenBLAS)."""
+    if request.param == "no pool":
+        monkeypatch.setattr(threads, "PARALLEL", False)
+        monkeypatch.setattr(fast, "_MIN_SPLIT_SIZE", 0)
+        monkeypatch.setattr(fast, "_MIN_SPLIT_MACS", 0)
     if request.param == "split":
         monkeypatch.setattr(fast, "_MIN_SPLIT_SIZE", 0)
         monkeypatch.setattr(fast, "_MIN_SPLIT_MACS", 0)
