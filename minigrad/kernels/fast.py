@@ -275,8 +275,7 @@ def add_bias(x, bias):
     if x.dtype != bias.dtype or not x.flags.c_contiguous or not x.flags.writeable:
         x += bias  # mixed dtypes or a view: NumPy's rules
         return x
-    b = _c(bias)
-    _split(x.size, x.shape[0], lambda lo, hi: (_add_row_vector, x[lo:hi], b))
+    _add_row_vector(x, _c(bias))  # one thread: no parallel twin (see _PARALLEL_TWIN)
     return x
 
 
