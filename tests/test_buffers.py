@@ -1,5 +1,6 @@
 """The fast kernels' reused buffers: a block is handed out again only once nothing uses it."""
 
+import os
 import threading
 
 import numpy as np
@@ -119,3 +120,25 @@ def test_release_buffers_gives_back_the_free_blocks():
     assert buffers.cached_bytes() == (kept.nbytes, kept.nbytes)
     kernels.release_buffers()
     assert buffers.cached_bytes() == (kept.nbytes, 0)
+
+
+def _rss_mib():
+    with open("/proc/self/status") as status:
+        return int(next(line for line in status if line.startswith("VmRSS:")).split()[1]) / 1024
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads Linux's /proc")
+def test_a_released_block_goes_back_to_the_operating_system():
+    # From malloc it would not: once a large array was freed, glibc serves arrays up to that
+    # size from its heap, and memory below a live allocation there stays with the process.
+    warm = np.ones((4, 1024, 1024), np.float32)  # 16 MiB, freed: glibc's threshold rises
+    del warm
+    blocks = [buffers.empty((1024, 1024), np.float32) for _ in range(12)]  # 4 MiB each
+    for block in blocks:
+        block[...] = 1.0  # fault the pages in
+    pin = np.ones((1024, 1024), np.float32)  # made after the blocks, alive throughout
+    held = _rss_mib()
+    del block, blocks
+    buffers.clear()
+    assert _rss_mib() < held - 36
+    assert pin.sum() == 1024 * 1024
