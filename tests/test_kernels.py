@@ -277,8 +277,8 @@ def test_sdpa_vs_torch(dims, kind):
 @pytest.mark.parametrize("dims", [((12, 4), 64, 64, 32), ((1, 1), 1, 3, 2), ((3, 2), 5, 5, 1),
                                   ((2,), 130, 130, 4)])
 def test_sdpa_fast_vs_reference(dims, kind, dtype):
-    """Causal self-attention from T = 64 on runs by blocks of query rows (4 blocks below
-    T = 128, 2 from there; 130 makes uneven ones)."""
+    """Causal self-attention from T = 128 on runs by two blocks of query rows (130 makes
+    uneven ones); below, whole."""
     lead, T, S, d = dims
     rng = np.random.default_rng(4)
     q, k, v = _qkv(rng, lead, T, S, d, dtype)
@@ -390,8 +390,19 @@ def test_gelu_fast_vs_reference(shape, approximate, dtype):
     rng = np.random.default_rng(9)
     x, g = rnd(rng, shape, dtype, 3.0), rnd(rng, shape, dtype)
     check(fast.gelu(noncontig(x), approximate), reference.gelu(x, approximate), dtype)
-    check(fast.gelu_backward(noncontig(x), noncontig(g), approximate),
-          reference.gelu_backward(x, g, approximate), dtype)
+    want = reference.gelu_backward(x, g, approximate)
+    check(fast.gelu_backward(noncontig(x), noncontig(g), approximate), want, dtype)
+    for backend in (fast, reference):  # out=grad: grad itself becomes dL/dx
+        grad = g.copy()
+        assert np.shares_memory(backend.gelu_backward(x, grad, approximate, out=grad), grad)
+        check(grad, want, dtype)
+
+
+def test_gelu_backward_out_must_be_grad():
+    x = np.ones((2, 3), np.float32)
+    for backend in (fast, reference):
+        with pytest.raises(ValueError, match="gelu_backward: out must be grad itself"):
+            backend.gelu_backward(x, x.copy(), "none", out=np.empty_like(x))
 
 
 def test_gelu_float32_tail_is_relatively_exact():

@@ -494,18 +494,22 @@ def _mask3(add, lead, T, S):
 
 # Causal self-attention (T == S) by blocks of query rows: rows lo:hi attend keys :hi only, so
 # each product skips the blocks above the diagonal, as PyTorch's flash attention does.
-# Measured (min of interleaved rounds, fwd / bwd): baby shape (48 heads, T 64, d 32) 495 / 678
-# us whole, 480 / 617 with 2 blocks, 446 / 584 with 4; medium (48, 256, 64) 11.2 / 18.0 ms
-# whole, 10.5 / 15.4 with 2 blocks, 13.3 / 18.3 with 4 (why 4 lose there is not known).
 
 
 def _causal_blocks(T, S, is_causal):
-    """Query-row blocks [(lo, hi), ...] for causal self-attention, else None."""
-    if not is_causal or T != S or T < 64:
+    """Query-row blocks [(0, T/2), (T/2, T)] for causal self-attention, else None.
+
+    The blocks skip the products right of the diagonal, in more product calls (each about
+    15 us of dispatch). From 128 queries that pays; below, the calls cost more than they
+    skip. Attention forward and backward, medians of 3 rounds: the baby GPT's (48, 64, 32)
+    heads 0.62-0.68 ms whole, 0.70-0.89 ms in 4 blocks; (32, 128, 32) 1.46-1.55 ms whole,
+    1.33-1.39 ms in 2; (48, 128, 64) 4.40-4.62 ms whole, 3.23-3.80 ms in 2. Earlier, on one
+    BLAS call per product and another machine, 4 blocks had won on the baby GPT's heads and
+    lost on the medium GPT's (48, 256, 64) to 2 (13.3 / 18.3 against 10.5 / 15.4 ms).
+    """
+    if not is_causal or T != S or T < 128:
         return None
-    n = 4 if T < 128 else 2
-    edges = [T * i // n for i in range(n + 1)]
-    return list(zip(edges[:-1], edges[1:], strict=True))
+    return [(0, T // 2), (T // 2, T)]
 
 
 def _matmul_lower(a, b, blocks, out):
@@ -787,20 +791,22 @@ def _gelu_erf_f32_parallel(parts, x, out):
 
 
 @_kernel
-def _gelu_erf_bwd_f32(x, grad, out):
+def _gelu_erf_bwd_f32(x, grad):
+    # grad *= gelu'(x), in place (one array read and written: LLVM vectorises the loop,
+    # which it would not for a separate output that may be grad itself)
     c = np.float32
     for i in range(x.size):
         xi = x[i]
         tail, e = normal_tail_f32(xi)  # Phi(-|x|), exp(-x^2 / 2): one exp for cdf and pdf
         cdf = c(1) - tail if xi >= 0 else tail
-        out[i] = grad[i] * (cdf + xi * e * c(0.3989422804014327))  # 1 / sqrt(2 pi)
+        grad[i] *= cdf + xi * e * c(0.3989422804014327)  # 1 / sqrt(2 pi)
 
 
 @_parallel
-def _gelu_erf_bwd_f32_parallel(parts, x, grad, out):
+def _gelu_erf_bwd_f32_parallel(parts, x, grad):
     for p in prange(parts):
         lo, hi = _piece(x.size, p, parts)
-        _gelu_erf_bwd_f32(x[lo:hi], grad[lo:hi], out[lo:hi])
+        _gelu_erf_bwd_f32(x[lo:hi], grad[lo:hi])
 
 
 @_kernel
@@ -820,20 +826,21 @@ def _gelu_tanh_f32_parallel(parts, x, out):
 
 
 @_kernel
-def _gelu_tanh_bwd_f32(x, grad, out):
+def _gelu_tanh_bwd_f32(x, grad):
+    # grad *= gelu'(x), in place
     c = np.float32
     for i in range(x.size):
         xi = x[i]
         t = tanh_f32(c(_SQRT_2_OVER_PI) * (xi + c(0.044715) * xi * xi * xi))
         dinner = c(_SQRT_2_OVER_PI) * (c(1) + c(3 * 0.044715) * xi * xi)
-        out[i] = grad[i] * (c(0.5) * (c(1) + t) + c(0.5) * xi * (c(1) - t * t) * dinner)
+        grad[i] *= c(0.5) * (c(1) + t) + c(0.5) * xi * (c(1) - t * t) * dinner
 
 
 @_parallel
-def _gelu_tanh_bwd_f32_parallel(parts, x, grad, out):
+def _gelu_tanh_bwd_f32_parallel(parts, x, grad):
     for p in prange(parts):
         lo, hi = _piece(x.size, p, parts)
-        _gelu_tanh_bwd_f32(x[lo:hi], grad[lo:hi], out[lo:hi])
+        _gelu_tanh_bwd_f32(x[lo:hi], grad[lo:hi])
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -854,24 +861,25 @@ def _gelu_f64_parallel(parts, x, use_tanh, out):
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _gelu_bwd_f64(x, grad, use_tanh, out):
+def _gelu_bwd_f64(x, grad, use_tanh):
+    # grad *= gelu'(x), in place
     for i in range(x.size):
         xi = x[i]
         if use_tanh:
             t = math.tanh(_SQRT_2_OVER_PI * (xi + 0.044715 * xi**3))
             dinner = _SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * xi * xi)
-            out[i] = grad[i] * (0.5 * (1.0 + t) + 0.5 * xi * (1.0 - t * t) * dinner)
+            grad[i] *= 0.5 * (1.0 + t) + 0.5 * xi * (1.0 - t * t) * dinner
         else:
             cdf = 0.5 * (1.0 + math.erf(xi / math.sqrt(2)))
             pdf = math.exp(-0.5 * xi * xi) / math.sqrt(2 * math.pi)
-            out[i] = grad[i] * (cdf + xi * pdf)
+            grad[i] *= cdf + xi * pdf
 
 
 @_parallel
-def _gelu_bwd_f64_parallel(parts, x, grad, use_tanh, out):
+def _gelu_bwd_f64_parallel(parts, x, grad, use_tanh):
     for p in prange(parts):
         lo, hi = _piece(x.size, p, parts)
-        _gelu_bwd_f64(x[lo:hi], grad[lo:hi], use_tanh, out[lo:hi])
+        _gelu_bwd_f64(x[lo:hi], grad[lo:hi], use_tanh)
 
 
 def gelu(x, approximate):
@@ -888,18 +896,25 @@ def gelu(x, approximate):
     return out.reshape(np.shape(x))
 
 
-def gelu_backward(x, grad, approximate):
-    """dL/dx of gelu from dL/dy."""
+def gelu_backward(x, grad, approximate, out=None):
+    """dL/dx of gelu from dL/dy: a new array, or with out=grad, grad itself overwritten (for
+    a layer that made grad and needs it no more: no second array)."""
     _check_approximate(approximate)
     x1 = _c(x).reshape(-1)
-    g1 = _c(np.asarray(grad, dtype=x1.dtype)).reshape(-1)
-    out = buffers.empty(x1.shape, x1.dtype)
+    if out is None:
+        out = buffers.empty(x1.shape, x1.dtype)
+        np.copyto(out, np.reshape(grad, -1), casting="unsafe")
+    elif not (out is grad and out.flags.c_contiguous and out.flags.writeable
+              and out.dtype == x1.dtype and out.shape == np.shape(x)):
+        raise ValueError(f"gelu_backward: out must be grad itself, a writeable C-contiguous "
+                         f"{x1.dtype} array of x's shape {np.shape(x)}")
+    g1 = out.reshape(-1)  # dL/dy, made dL/dx in place
     if x1.dtype == np.float32:
         kernel = _gelu_tanh_bwd_f32 if approximate == "tanh" else _gelu_erf_bwd_f32
-        _split(x1.size, x1.size, lambda lo, hi: (kernel, x1[lo:hi], g1[lo:hi], out[lo:hi]))
+        _split(x1.size, x1.size, lambda lo, hi: (kernel, x1[lo:hi], g1[lo:hi]))
     else:
         _split(x1.size, x1.size, lambda lo, hi: (_gelu_bwd_f64, x1[lo:hi], g1[lo:hi],
-                                                 approximate == "tanh", out[lo:hi]))
+                                                 approximate == "tanh"))
     return out.reshape(np.shape(x))
 
 

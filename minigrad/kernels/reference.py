@@ -209,18 +209,21 @@ def gelu(x, approximate):
     return c(0.5) * x * (1 + _erf(x * c(1 / np.sqrt(2))))
 
 
-def gelu_backward(x, grad, approximate):
-    """dL/dx of gelu from dL/dy."""
+def gelu_backward(x, grad, approximate, out=None):
+    """dL/dx of gelu from dL/dy: a new array, or with out=grad, grad itself overwritten."""
     _check_approximate(approximate)
+    if out is not None and out is not grad:
+        raise ValueError("gelu_backward: out must be grad itself")
     c = x.dtype.type
     if approximate == "tanh":
         inner = c(_SQRT_2_OVER_PI) * (x + c(0.044715) * x**3)
         t = np.tanh(inner)
         dinner = c(_SQRT_2_OVER_PI) * (1 + c(3 * 0.044715) * x * x)
-        return grad * (c(0.5) * (1 + t) + c(0.5) * x * (1 - t * t) * dinner)
-    cdf = c(0.5) * (1 + _erf(x * c(1 / np.sqrt(2))))
-    pdf = np.exp(c(-0.5) * x * x) * c(1 / np.sqrt(2 * np.pi))
-    return grad * (cdf + x * pdf)
+        slope = c(0.5) * (1 + t) + c(0.5) * x * (1 - t * t) * dinner
+    else:
+        cdf = c(0.5) * (1 + _erf(x * c(1 / np.sqrt(2))))
+        slope = cdf + x * np.exp(c(-0.5) * x * x) * c(1 / np.sqrt(2 * np.pi))
+    return np.multiply(grad, slope, out=out)
 
 
 # ---------------------------------------------------------------------------------------------
