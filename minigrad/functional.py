@@ -1,7 +1,8 @@
 """The functional API: `import minigrad.functional as F`.
 
 Every general op (F.softmax, F.relu, ...) plus the layer-style functions that nn's layers
-call: linear, layer_norm, embedding, dropout, cross_entropy, scaled_dot_product_attention.
+call: linear, layer_norm, embedding, dropout, cross_entropy, scaled_dot_product_attention,
+and two pairs that keep less for backward: gelu_linear and layer_norm_linear.
 """
 
 import builtins
@@ -16,19 +17,21 @@ from minigrad.autograd import is_study_mode, label
 # sum, max, min, abs and pow in this module (use builtins.max where the builtin is meant).
 from minigrad.ops import *  # noqa: F403
 from minigrad.ops import __all__ as _ops_all
-from minigrad.ops import matmul, where
+from minigrad.ops import gelu, matmul, where
 from minigrad.ops import softmax as _softmax
 from minigrad.ops._util import broadcast_shapes, check_choice
 from minigrad.ops.attention import ScaledDotProductAttention
+from minigrad.ops.elementwise import GELU_APPROXIMATIONS
 from minigrad.ops.embedding import Embedding, ids_out_of_range
 from minigrad.ops.loss import CrossEntropy
-from minigrad.ops.matmul import Linear, check_in_features
-from minigrad.ops.norm import LayerNorm
+from minigrad.ops.matmul import GeluLinear, Linear, check_in_features
+from minigrad.ops.norm import LayerNorm, LayerNormLinear
 from minigrad.ops.shape import Identity
 from minigrad.tensor import Tensor
 
 __all__ = list(_ops_all) + [
-    "linear", "layer_norm", "embedding", "dropout", "cross_entropy",
+    "linear", "gelu_linear", "layer_norm", "layer_norm_linear", "embedding", "dropout",
+    "cross_entropy",
     "scaled_dot_product_attention", "linear_composite", "layer_norm_composite",
     "cross_entropy_composite", "attention_composite",
 ]
@@ -39,6 +42,19 @@ def linear(x, weight, bias=None):
     if x.shape[-1:] != weight.shape[-1:]:  # (the message is built only on error)
         check_in_features(f"linear with weight of shape {weight.shape}", x, weight.shape[-1])
     return Linear.apply(x, weight, bias)
+
+
+def gelu_linear(x, weight, bias=None, approximate="none"):
+    """linear(gelu(x, approximate), weight, bias) as one op that keeps x but not gelu(x)
+    for backward, which makes gelu(x) again: less memory for one more elementwise pass.
+    In study mode, the two ops (each its own node)."""
+    check_choice("gelu_linear", "approximate", approximate, GELU_APPROXIMATIONS)
+    if x.shape[-1:] != weight.shape[-1:]:
+        check_in_features(f"gelu_linear with weight of shape {weight.shape}", x,
+                          weight.shape[-1])
+    if is_study_mode():
+        return linear(gelu(x, approximate), weight, bias)
+    return GeluLinear.apply(x, approximate, weight, bias)
 
 
 def linear_composite(x, weight, bias=None):
@@ -56,6 +72,19 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     if len(shape) == 1:
         return LayerNorm.apply(x, weight, bias, eps)
     return layer_norm_composite(x, shape, weight, bias, eps)
+
+
+def layer_norm_linear(x, normalized_shape, ln_weight, ln_bias, eps, weight, bias=None):
+    """linear(layer_norm(x, normalized_shape, ln_weight, ln_bias, eps), weight, bias) as one
+    op that keeps x but not the normalised rows for backward, which makes them again: less
+    memory for one more pass over x. In study mode, the two ops (each its own node)."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if is_study_mode() or len(shape) != 1 or x.shape[-1:] != shape:
+        return linear(layer_norm(x, shape, ln_weight, ln_bias, eps), weight, bias)
+    if weight.shape[-1:] != shape:
+        check_in_features(f"layer_norm_linear with weight of shape {weight.shape}", x,
+                          weight.shape[-1])
+    return LayerNormLinear.apply(x, ln_weight, ln_bias, eps, weight, bias)
 
 
 def layer_norm_composite(x, normalized_shape, weight=None, bias=None, eps=1e-5):

@@ -89,8 +89,16 @@ class MLP(nn.Module):
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x):
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+    def forward(self, x, norm=None):
+        """c_proj(gelu(c_fc(x))), then dropout; of norm(x) when norm (a LayerNorm) is given.
+
+        norm and c_fc run as one op, and so do gelu and c_proj: each keeps only its input for
+        backward, which makes the normalised rows and the GELU's output again (an elementwise
+        pass each) instead of holding them from forward to backward (5C floats a token).
+        """
+        h = self.c_fc(x, norm=norm)  # (B, T, 4C)
+        y = F.gelu_linear(h, self.c_proj.weight, self.c_proj.bias, self.gelu.approximate)
+        return self.dropout(y)  # (B, T, C)
 
 
 class Block(nn.Module):
@@ -105,8 +113,9 @@ class Block(nn.Module):
         self.mlp = MLP(config)
 
     def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
+        # attn(ln_1(x)) and mlp(ln_2(x)), each LayerNorm run with the projection after it
+        x = x + self.attn(x, norm=self.ln_1)
+        return x + self.mlp(x, norm=self.ln_2)
 
 
 class GPT(nn.Module):
@@ -171,8 +180,7 @@ class GPT(nn.Module):
         x = self.transformer.drop(tok_emb + self._positions(0, T, tok_emb.dtype))  # (B, T, C)
         for block in self.transformer.h:
             x = block(x)
-        x = self.transformer.ln_f(x)
-        logits = self.lm_head(x)  # (B, T, vocab)
+        logits = self.lm_head(x, norm=self.transformer.ln_f)  # (B, T, vocab)
 
         loss = None
         if targets is not None:
@@ -212,7 +220,7 @@ class GPT(nn.Module):
         x = self.transformer.drop(tok_emb + self._positions(start, T, tok_emb.dtype))
         for layer, block in enumerate(self.transformer.h):
             x = x + _cached_attention(block.attn, block.ln_1(x), cache, layer)
-            x = x + block.mlp(block.ln_2(x))
+            x = x + block.mlp(x, norm=block.ln_2)
         cache.length += T
         x = self.transformer.ln_f(x[:, -1:, :])  # only the last position is sampled from
         return self.lm_head(x).data[:, -1, :]  # (B, vocab)

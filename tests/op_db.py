@@ -281,6 +281,31 @@ def _linear_samples(rng):
     ]
 
 
+def _gelu_linear_samples(rng):
+    return [
+        Sample((r(rng, 3, 4), r(rng, 5, 4), r(rng, 5))),
+        Sample((r(rng, 2, 3, 4), r(rng, 5, 4), None), {"approximate": "tanh"}, note="no bias"),
+    ]
+
+
+def _torch_gelu_linear(x, w, b=None, approximate="none"):
+    return TF.linear(TF.gelu(x, approximate=approximate), w, b)
+
+
+def _layer_norm_linear_samples(rng):
+    return [
+        Sample((r(rng, 3, 5), 5, r(rng, 5), r(rng, 5), 1e-5, r(rng, 4, 5), r(rng, 4))),
+        Sample((r(rng, 2, 3, 5), (5,), r(rng, 5), None, 1e-5, r(rng, 4, 5), None),
+               note="no biases"),
+        Sample((r(rng, 4, 6), 6, None, None, 1e-3, r(rng, 2, 6), r(rng, 2)),
+               note="no affine"),
+    ]
+
+
+def _torch_layer_norm_linear(x, shape, ln_w, ln_b, eps, w, b=None):
+    return TF.linear(_torch_layer_norm(x, shape, ln_w, ln_b, eps), w, b)
+
+
 def _embedding_samples(rng):
     idx = np.array([[0, 3, 3], [1, 0, 2]])
     return [Sample((idx, r(rng, 5, 4))), Sample((np.array([4, 4, 4]), r(rng, 5, 2)),
@@ -408,6 +433,10 @@ OPS = [
     OpInfo("linear", F.linear, TF.linear, _linear_samples, in_namespaces=False),
     OpInfo("layer_norm", F.layer_norm, _torch_layer_norm, _layer_norm_samples,
            in_namespaces=False),
+    OpInfo("gelu_linear", F.gelu_linear, _torch_gelu_linear, _gelu_linear_samples,
+           in_namespaces=False),
+    OpInfo("layer_norm_linear", F.layer_norm_linear, _torch_layer_norm_linear,
+           _layer_norm_linear_samples, in_namespaces=False),
     OpInfo("embedding", F.embedding, TF.embedding, _embedding_samples, in_namespaces=False),
     OpInfo("dropout", F.dropout, lambda x, p, training: TF.dropout(x, p, training),
            _dropout_samples, in_namespaces=False),

@@ -183,6 +183,87 @@ def test_attention_matches_torch(causal, use_mask):
     check_against_torch(ours, theirs, x, **kwargs)
 
 
+class NormedLinear(nn.Module):
+    def __init__(self, bias):
+        super().__init__()
+        self.ln = nn.LayerNorm(5, bias=bias)
+        self.fc = nn.Linear(5, 3, bias=bias)
+
+    def forward(self, x):
+        return self.fc(x, norm=self.ln)
+
+
+class TorchNormedLinear(torch.nn.Module):
+    def __init__(self, bias):
+        super().__init__()
+        self.ln = torch.nn.LayerNorm(5, bias=bias)
+        self.fc = torch.nn.Linear(5, 3, bias=bias)
+
+    def forward(self, x):
+        return self.fc(self.ln(x))
+
+
+def _randomize(module):
+    with torch.no_grad():  # LayerNorm starts at ones and zeros: make every gradient count
+        for p in module.parameters():
+            p.copy_(torch.randn_like(p))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_with_norm_matches_torch_layer_norm_then_linear(bias):
+    ours, theirs = NormedLinear(bias), TorchNormedLinear(bias)
+    _randomize(theirs)
+    copy_weights(ours, theirs)
+    check_against_torch(ours, theirs, np.random.default_rng(2).standard_normal((2, 4, 5)))
+
+
+class NormedAttention(nn.Module):
+    def __init__(self, C, nh):
+        super().__init__()
+        self.ln = nn.LayerNorm(C)
+        self.attn = nn.MultiHeadAttention(C, nh, causal=True)
+
+    def forward(self, x):
+        return self.attn(x, norm=self.ln)
+
+
+class TorchNormedAttention(torch.nn.Module):
+    def __init__(self, C, nh):
+        super().__init__()
+        self.ln = torch.nn.LayerNorm(C)
+        self.attn = TorchCausalSelfAttention(C, nh, causal=True)
+
+    def forward(self, x):
+        return self.attn(self.ln(x))
+
+
+def test_attention_with_norm_matches_torch_layer_norm_then_attention():
+    ours, theirs = NormedAttention(12, 3), TorchNormedAttention(12, 3)
+    _randomize(theirs)
+    copy_weights(ours, theirs)
+    check_against_torch(ours, theirs, np.random.default_rng(8).standard_normal((2, 5, 12)))
+
+
+def test_fused_pairs_keep_for_backward_their_input_not_the_middle():
+    # what makes them worth having: the normalised rows and the GELU's output are not
+    # held from forward to backward (study mode runs the two ops, each its own node)
+    ln, fc, proj = nn.LayerNorm(8), nn.Linear(8, 32), nn.Linear(32, 8)
+    x = mg.randn(6, 8, requires_grad=True)
+    h = fc(x, norm=ln)
+    assert h.grad_fn.name == "LayerNormLinear"
+    saved = h.grad_fn.saved_tensors
+    assert saved[0] is x.data
+    assert [a.shape for a in saved[1:]] == [(8,), (8,), (6, 1), (6, 1), (32, 8)]
+    y = mg.functional.gelu_linear(h, proj.weight, proj.bias)
+    assert y.grad_fn.name == "GeluLinear"
+    hidden, weight = y.grad_fn.saved_tensors
+    assert np.shares_memory(hidden, h.data) and weight is proj.weight.data
+    with mg.study_mode():
+        h = fc(x, norm=ln)
+        y = mg.functional.gelu_linear(h, proj.weight, proj.bias)
+    assert [h.grad_fn.name, y.grad_fn.name] == ["Linear", "Linear"]
+
+
 def test_attention_without_bias_state_dict_matches_torch():
     ours = nn.MultiHeadAttention(8, 2, bias=False, causal=True)
     theirs = TorchCausalSelfAttention(8, 2, bias=False)

@@ -42,8 +42,9 @@ def test_dot_names_the_ops_shapes_and_parameters():
     loss = gpt_loss(model)
     dot = viz.to_dot(loss, params=dict(model.named_parameters()))
     assert dot.startswith("digraph minigrad {") and dot.rstrip().endswith("}")
-    for op in ("Embedding", "LayerNorm", "Linear", "ScaledDotProductAttention", "GELU",
-               "CrossEntropy", "Add"):
+    # the GPT's fused ops: a LayerNorm with the projection after it, GELU with c_proj
+    for op in ("Embedding", "LayerNormLinear", "Linear", "ScaledDotProductAttention",
+               "GeluLinear", "CrossEntropy", "Add"):
         assert re.search(rf'label="{op}\\n', dot), op
     assert "transformer.h.1.attn.c_attn.weight\\n(72, 24)" in dot
     assert "(2, 8, 12)" in dot  # the logits' shape

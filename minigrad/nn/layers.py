@@ -35,10 +35,19 @@ class Linear(Module):
         else:
             self.register_parameter("bias", None)
 
-    def forward(self, x):
+    def forward(self, x, norm=None):
+        """x @ weight.T + bias; of norm(x) when norm (a LayerNorm) is given.
+
+        With norm, the two run as one op (F.layer_norm_linear) that keeps x for backward but
+        not the normalised rows, which backward makes again: a pre-LN transformer's
+        projections hold one array a token less.
+        """
         if x.shape[-1:] != (self.in_features,):  # (the message is built only on error)
             check_in_features(f"Linear({self.extra_repr()})", x, self.in_features)
-        return F.linear(x, self.weight, self.bias)
+        if norm is None:
+            return F.linear(x, self.weight, self.bias)
+        return F.layer_norm_linear(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps,
+                                   self.weight, self.bias)
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -223,7 +232,12 @@ class MultiHeadAttention(Module):
             raise ValueError(f"MultiHeadAttention({self.extra_repr()}): expected {name} "
                              f"({want}, {self.embed_dim}), got shape {tuple(t.shape)}")
 
-    def forward(self, x, context=None, attn_mask=None, key_padding_mask=None):
+    def forward(self, x, context=None, attn_mask=None, key_padding_mask=None, norm=None):
+        """Attention of x (B, T, C) over itself, or over context (B, S, C); (B, T, C).
+
+        norm (a LayerNorm) is applied to x first, in one op with the projection of x
+        (see Linear.forward): a pre-LN block's attn(ln(x)) as attn(x, norm=ln).
+        """
         self._check("input", x, "B, T")
         B, T, C = x.shape  # batch size, sequence length, embedding dim (n_embd)
         nh, hs = self.num_heads, C // self.num_heads
@@ -236,7 +250,7 @@ class MultiHeadAttention(Module):
                 raise ValueError(f"MultiHeadAttention: input batch {B} and context batch "
                                  f"{context.shape[0]} differ")
             S = context.shape[1]
-            q = self.q_proj(x)  # (B, T, C)
+            q = self.q_proj(x, norm=norm)  # (B, T, C)
             k, v = self.kv_proj(context).split(C, axis=2)  # (B, S, C) each
         else:
             if context is not None:
@@ -244,7 +258,7 @@ class MultiHeadAttention(Module):
                                  "build the layer with cross=True")
             S = T
             # q, k, v for all heads in one matmul
-            q, k, v = self.c_attn(x).split(C, axis=2)
+            q, k, v = self.c_attn(x, norm=norm).split(C, axis=2)
         # move the head axis forward
         q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, S, nh, hs).transpose(1, 2)  # (B, nh, S, hs)

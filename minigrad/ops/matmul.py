@@ -107,3 +107,39 @@ class Linear(Function):
         dweight = K.matmul(g2.T, x2) if ctx.needs_input_grad[1] else None
         dbias = K.bias_grad(g2) if ctx.needs_input_grad[2] else None
         return dx, dweight, dbias
+
+
+class GeluLinear(Function):
+    """gelu(h) (..., in) @ weight (out, in)^T + bias: a GELU and the dense layer after it.
+
+    A = gelu(H); Y = A W^T + b, in one node that keeps H but not A: backward makes A again
+    (one elementwise pass) instead of holding it from forward to backward. In a GPT's MLP
+    A is the widest activation, 4C floats a token in every block.
+
+    backward: dA = g W, dW = g^T A, db = sum of g over rows, dH = dA * gelu'(H)
+    saves: H (as rows) and W
+    """
+
+    @staticmethod
+    def forward(ctx, h, approximate, weight, bias):
+        h2 = h.reshape(math.prod(h.shape[:-1]), h.shape[-1])  # (N, in)
+        ctx.save_for_backward(h2, weight)
+        ctx.shape, ctx.approximate = h.shape, approximate
+        out = K.matmul(K.gelu(h2, approximate), weight.T)  # (N, out); A is freed here
+        if bias is not None:
+            K.add_bias(out, bias)
+        return out.reshape(*h.shape[:-1], weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad):
+        h2, weight = ctx.saved_tensors
+        g2 = grad.reshape(h2.shape[0], grad.shape[-1])  # (N, out)
+        need_h, _, need_w, need_b = ctx.needs_input_grad
+        # A again, used and let go before dA is made: one (N, in) array at a time
+        dweight = K.matmul(g2.T, K.gelu(h2, ctx.approximate)) if need_w else None
+        dbias = K.bias_grad(g2) if need_b else None
+        dh = None
+        if need_h:
+            da = K.matmul(g2, weight)  # (N, in), this op's own: dH is written over it
+            dh = K.gelu_backward(h2, da, ctx.approximate, out=da).reshape(ctx.shape)
+        return dh, None, dweight, dbias

@@ -27,3 +27,41 @@ class LayerNorm(Function):
         x, weight, mean, rstd = ctx.saved_tensors
         dx, dweight, dbias = K.layer_norm_backward(grad, x, weight, mean, rstd)
         return dx, dweight, dbias if ctx.has_bias else None, None
+
+
+class LayerNormLinear(Function):
+    """layer_norm(x) (..., C) @ weight (out, C)^T + bias: a LayerNorm and the dense layer after
+    it, in one node that keeps x but not the normalised rows.
+
+    N = xhat * w + b; Y = N W^T + c. Backward makes N again from x (one pass, as the
+    forward) instead of holding it from forward to backward (C floats a token).
+
+    backward: dW = g^T N, dc = sum of g over rows; then LayerNorm's backward of dN = g W
+    saves: x, w, b, mean, rstd and W
+    """
+
+    @staticmethod
+    def forward(ctx, x, ln_weight, ln_bias, eps, weight, bias):
+        n, mean, rstd = K.layer_norm_forward(x, ln_weight, ln_bias, eps)  # n like x
+        ctx.save_for_backward(x, ln_weight, ln_bias, mean, rstd, weight)
+        ctx.eps = eps
+        n2 = n.reshape(-1, n.shape[-1])  # (rows, C)
+        out = K.matmul(n2, weight.T)  # (rows, out); n is let go here
+        if bias is not None:
+            K.add_bias(out, bias)
+        return out.reshape(*x.shape[:-1], weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, ln_weight, ln_bias, mean, rstd, weight = ctx.saved_tensors
+        g2 = grad.reshape(-1, grad.shape[-1])  # (rows, out)
+        need = ctx.needs_input_grad
+        dweight = dbias = None
+        if need[4]:
+            n = K.layer_norm_forward(x, ln_weight, ln_bias, ctx.eps)[0]  # N again
+            dweight = K.matmul(g2.T, n.reshape(-1, n.shape[-1]))
+        if need[5]:
+            dbias = K.bias_grad(g2)
+        dn = K.matmul(g2, weight).reshape(x.shape)
+        dx, dln_weight, dln_bias = K.layer_norm_backward(dn, x, ln_weight, mean, rstd)
+        return dx, dln_weight, dln_bias if ln_bias is not None else None, None, dweight, dbias
