@@ -127,8 +127,11 @@ def matmul(a, b):
     if np.ndim(a) < 2 or np.ndim(b) < 2:
         with threads.blas_on_one_thread(), np.errstate(over="ignore", invalid="ignore"):
             return np.matmul(a, b)
-    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
-    out = buffers.empty(shape, np.result_type(a, b))
+    lead = a.shape[:-2]
+    if b.shape[:-2] != lead:  # (broadcast_shapes alone took 1.6 us of a small product's 15)
+        lead = np.broadcast_shapes(lead, b.shape[:-2])
+    dtype = a.dtype if a.dtype == b.dtype else np.result_type(a, b)
+    out = buffers.empty(lead + (a.shape[-2], b.shape[-1]), dtype)
     return _matmul_into(a, b, out)
 
 
