@@ -249,9 +249,10 @@ class _Run:
         and OUT/ckpt. Does nothing more when Ctrl-C stopped the estimate."""
         cfg = self.cfg
         start = time.perf_counter()
-        # The kernels' reused buffers go back before the evaluation's larger arrays and again
-        # before the checkpoint builds its bytes, so that neither adds to what the training
-        # steps hold: the run's peak memory stays the training step's.
+        # The kernels' reused buffers go back before the evaluation's larger arrays, again
+        # before the checkpoint builds its bytes, and the checkpoint's freed memory after
+        # it, so that none of them adds to what the training steps hold: the run's peak
+        # memory stays the training step's.
         kernels.release_buffers()
         losses = estimate_loss(self.model, self.data, cfg, self.model.config.block_size, stop)
         kernels.release_buffers()
@@ -275,6 +276,7 @@ class _Run:
             self.best_val_loss = losses["val"]
             self.save("best")
         self.save("ckpt")
+        kernels.release_buffers()
         self.eval_seconds += time.perf_counter() - start
 
     def summary(self, interrupted):

@@ -54,9 +54,11 @@ def backend():
 
 
 def release_buffers():
-    """Give back the memory the fast kernels keep between steps for their large outputs
-    (see kernels/buffers.py), e.g. before a checkpoint builds its bytes.
-    Arrays still in use keep theirs; the next step takes what it needs again."""
+    """Give back to the operating system the memory the fast kernels keep between steps for
+    their large outputs (see kernels/buffers.py), and the free memory of the C heap. Call
+    it between phases: before and after an evaluation, after a checkpoint. Arrays still in
+    use keep theirs; the next step takes what it needs again."""
     from minigrad.kernels import buffers
 
     buffers.clear()
+    buffers.trim_heap()
