@@ -18,9 +18,9 @@ Rows:
 - train: wall seconds of the whole default `minigrad train` against
   benchmarks/train_torch_reference.py (same settings), at each --eval-iters; also their
   peak RSS;
-- rss: peak RSS of a default `minigrad train` (its first 250 iterations: the first
-  evaluation, checkpoint and loss plot included) and of the PyTorch reference, in MiB
-  (getrusage's ru_maxrss / 1024) and in millions of bytes (MB);
+- rss: peak RSS of a default `minigrad train` (its first 500 iterations: three
+  evaluations, checkpoints and loss plots, and training after a checkpoint) and of the
+  PyTorch reference, in MiB (getrusage's ru_maxrss / 1024) and in millions of bytes (MB);
 - cold: seconds from launching a process to its first finished training step, with an
   empty Numba cache and then with the cache that run filled;
 - hosted: PyTorch's step time in a process that imported minigrad and ran two minigrad
@@ -160,15 +160,20 @@ def llvm_mapped_mib():
     return int(out) / 1024
 
 
+# Long enough to train after a checkpoint: what a checkpoint leaves in memory shows there
+# (run 10: 250 iterations peaked at 187 MiB, whole runs at 199).
+_RSS_ITERS = 500
+
+
 def row_rss(rounds):
-    """Peak RSS of default runs cut at 250 iterations (one evaluation, checkpoint, plot)."""
-    print("\npeak RSS, MiB (and millions of bytes): default `minigrad train --max-iters 250` "
-          "(its first evaluation, checkpoint and loss plot included) and the PyTorch "
-          "reference, same settings")
+    """Peak RSS of default runs cut at _RSS_ITERS iterations."""
+    print(f"\npeak RSS, MiB (and millions of bytes): default `minigrad train --max-iters "
+          f"{_RSS_ITERS}` (three evaluations, checkpoints and loss plots, and training after "
+          "a checkpoint) and the PyTorch reference, same settings")
     peaks = {"minigrad": [], "torch": []}
     for _ in range(rounds):
-        peaks["minigrad"].append(_minigrad_train(200, 250)[1])
-        peaks["torch"].append(_torch_train(200, 250)[1])
+        peaks["minigrad"].append(_minigrad_train(200, _RSS_ITERS)[1])
+        peaks["torch"].append(_torch_train(200, _RSS_ITERS)[1])
     for name, values in peaks.items():
         median = statistics.median(values)
         print(f"  {name:9s} {', '.join(f'{v:.0f}' for v in values)} MiB  (median {median:.0f} "

@@ -80,6 +80,14 @@ def check_in_features(op, x, in_features):
         raise ValueError(f"{op}: expected input (..., {in_features}), got shape {tuple(x.shape)}")
 
 
+def dense(x2, weight, bias):
+    """x2 (N, in) @ weight (out, in)^T + bias: the rows of a dense layer, (N, out)."""
+    out = K.matmul(x2, weight.T)
+    if bias is not None:
+        K.add_bias(out, bias)
+    return out
+
+
 class Linear(Function):
     """x (..., in) @ weight (out, in)^T + bias (out,): three ops of the graph as one node.
 
@@ -94,10 +102,7 @@ class Linear(Function):
         x2 = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])  # (N, in)
         ctx.save_for_backward(x2, weight)
         ctx.shape = x.shape
-        out = K.matmul(x2, weight.T)  # (N, out)
-        if bias is not None:
-            K.add_bias(out, bias)
-        return out.reshape(*x.shape[:-1], weight.shape[0])
+        return dense(x2, weight, bias).reshape(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
     def backward(ctx, grad):
@@ -125,9 +130,7 @@ class GeluLinear(Function):
         h2 = h.reshape(math.prod(h.shape[:-1]), h.shape[-1])  # (N, in)
         ctx.save_for_backward(h2, weight)
         ctx.shape, ctx.approximate = h.shape, approximate
-        out = K.matmul(K.gelu(h2, approximate), weight.T)  # (N, out); A is freed here
-        if bias is not None:
-            K.add_bias(out, bias)
+        out = dense(K.gelu(h2, approximate), weight, bias)  # (N, out); A is freed here
         return out.reshape(*h.shape[:-1], weight.shape[0])
 
     @staticmethod
