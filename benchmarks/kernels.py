@@ -159,6 +159,30 @@ def cases(B, T, C, nh, V, n_layer):
         "torch": tb,
     }
 
+    # causal self-attention from the fused projection (B, T, 3C): heads, attention, merge
+    qkv, gy = rnd(B, T, 3 * C), rnd(B, T, C)
+    _, probs = reference.qkv_attention_forward(qkv, nh, None, True)
+
+    def torch_qkv(t):
+        heads = [h.view(B, T, nh, hs).transpose(1, 2) for h in t.split(C, dim=2)]
+        y = tF.scaled_dot_product_attention(*heads, is_causal=True)
+        return y.transpose(1, 2).reshape(B, T, C)
+
+    yield f"qkv_attention causal ({B},{T},3x{C}), {nh} heads", {
+        "numba": lambda: fast.qkv_attention_forward(qkv, nh, None, True),
+        "numpy": lambda: reference.qkv_attention_forward(qkv, nh, None, True),
+        "torch": _torch(torch_qkv, qkv),
+    }
+    tb = None
+    if have_torch:
+        tqkv = _t(qkv, True)
+        tb = _torch_bwd(torch_qkv(tqkv), (tqkv,), gy)
+    yield "qkv_attention_backward", {
+        "numba": lambda: fast.qkv_attention_backward(qkv, probs, gy, nh, True),
+        "numpy": lambda: reference.qkv_attention_backward(qkv, probs, gy, nh, True),
+        "torch": tb,
+    }
+
     # layer norm
     x, g, lw, lb = rnd(N, C), rnd(N, C), rnd(C), rnd(C)
     _, mean, rstd = reference.layer_norm_forward(x, lw, lb, 1e-5)

@@ -81,7 +81,7 @@ def profile(config, steps, products_file):
     for name, seconds in spent.most_common():
         print(f"  {name:24s} {1000 * seconds / steps:7.2f}")
     print(f"  (outside the kernels: {step_ms - 1000 * sum(spent.values()) / steps:.2f}; "
-          "sdpa_* include their own products)")
+          "the attention kernels include their own products)")
     return len(products)
 
 

@@ -20,7 +20,7 @@ from minigrad.ops import __all__ as _ops_all
 from minigrad.ops import gelu, matmul, where
 from minigrad.ops import softmax as _softmax
 from minigrad.ops._util import broadcast_shapes, check_choice
-from minigrad.ops.attention import ScaledDotProductAttention
+from minigrad.ops.attention import ScaledDotProductAttention, SelfAttention
 from minigrad.ops.elementwise import GELU_APPROXIMATIONS
 from minigrad.ops.embedding import Embedding, ids_out_of_range
 from minigrad.ops.loss import CrossEntropy
@@ -215,3 +215,39 @@ def attention_composite(q, k, v, attn_mask=None, is_causal=False, dropout_p=0.0)
     if dropout_p > 0.0:
         probs = dropout(probs, dropout_p, True)
     return label(matmul(probs, v), "attention output")
+
+
+def self_attention(qkv, n_head, attn_mask=None, is_causal=False, dropout_p=0.0):
+    """Multi-head self-attention from the fused projection qkv (B, T, 3C), as nanoGPT's
+    c_attn gives it: q, k and v side by side, each cut into n_head heads of C / n_head.
+    Returns (B, T, C), the heads' outputs side by side.
+
+    attn_mask as scaled_dot_product_attention's, broadcastable to (B, n_head, T, T). One op;
+    in study mode, or with dropout, the composite (split, heads, attention, merge).
+    """
+    if not isinstance(n_head, int) or n_head < 1:
+        raise ValueError(f"self_attention: n_head must be a positive int, got {n_head!r}")
+    if qkv.ndim != 3 or qkv.shape[-1] % (3 * n_head):
+        raise ValueError(f"self_attention: qkv of shape {qkv.shape} is not (B, T, 3C) with "
+                         f"C divisible by n_head={n_head}")
+    B, T = qkv.shape[:2]
+    mask = attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.dtype != bool:
+            mask = mask.astype(qkv.dtype, copy=False)
+        broadcast_shapes("self_attention", mask.shape, (B, n_head, T, T))
+    if is_study_mode() or dropout_p > 0.0:
+        return self_attention_composite(qkv, n_head, mask, is_causal, dropout_p)
+    return SelfAttention.apply(qkv, n_head, mask, is_causal)
+
+
+def self_attention_composite(qkv, n_head, attn_mask=None, is_causal=False, dropout_p=0.0):
+    """self_attention op by op (split, view, transpose, attention, merge): the oracle for
+    the fused SelfAttention, and what study mode runs."""
+    B, T, C = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
+    q, k, v = qkv.split(C, axis=2)  # (B, T, C) each
+    # move the head axis forward
+    q, k, v = (t.view(B, T, n_head, C // n_head).transpose(1, 2) for t in (q, k, v))
+    y = scaled_dot_product_attention(q, k, v, attn_mask, is_causal, dropout_p)  # (B, nh, T, hs)
+    return y.transpose(1, 2).reshape(B, T, C)  # re-assemble all head outputs side by side

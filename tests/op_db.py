@@ -151,6 +151,27 @@ def _torch_sdpa(q, k, v, attn_mask=None, is_causal=False):
     return TF.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal)
 
 
+def _self_attention_samples(rng):
+    keep = rng.random((5, 5)) > 0.3
+    keep[:, 0] = True
+    pad = np.ones((2, 1, 1, 5), bool)
+    pad[1, ..., 3:] = False  # the last two keys of batch entry 1 are padding
+    return [
+        Sample((r(rng, 2, 5, 12), 2), {"is_causal": True}),
+        Sample((r(rng, 2, 5, 12), 1), note="one head"),
+        Sample((r(rng, 2, 5, 12), 2), {"attn_mask": Const(keep)}, note="bool mask"),
+        Sample((r(rng, 2, 5, 12), 2), {"attn_mask": Const(pad)}, note="key padding"),
+        Sample((r(rng, 1, 4, 6), 2), {"attn_mask": Const(r(rng, 4, 4))}, note="additive mask"),
+    ]
+
+
+def _torch_self_attention(qkv, n_head, attn_mask=None, is_causal=False):
+    B, T, C = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
+    q, k, v = (t.view(B, T, n_head, C // n_head).transpose(1, 2) for t in qkv.split(C, dim=2))
+    y = TF.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal)
+    return y.transpose(1, 2).reshape(B, T, C)
+
+
 def _cross_entropy_samples(rng):
     t = rng.integers(0, 5, size=6)
     t_ignored = t.copy()
@@ -444,6 +465,8 @@ OPS = [
            in_namespaces=False),
     OpInfo("scaled_dot_product_attention", F.scaled_dot_product_attention, _torch_sdpa,
            _sdpa_samples, in_namespaces=False, gc_atol=1e-4),
+    OpInfo("self_attention", F.self_attention, _torch_self_attention, _self_attention_samples,
+           in_namespaces=False, gc_atol=1e-4),
     # ----- the composites that stay as oracles of the fused ops above -----
     OpInfo("linear_composite", F.linear_composite, TF.linear, _linear_samples,
            in_namespaces=False),
@@ -453,6 +476,8 @@ OPS = [
            _cross_entropy_samples, in_namespaces=False),
     OpInfo("attention_composite", F.attention_composite, _torch_sdpa, _sdpa_samples,
            in_namespaces=False, gc_atol=1e-4),
+    OpInfo("self_attention_composite", F.self_attention_composite, _torch_self_attention,
+           _self_attention_samples, in_namespaces=False, gc_atol=1e-4),
 ]
 
 OPS_BY_NAME = {op.name: op for op in OPS}

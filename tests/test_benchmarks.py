@@ -32,7 +32,8 @@ def test_step_profile_reports_kernels_and_both_replays():
     lines = out.splitlines()
     assert lines[0].startswith("baby GPT, minigrad: ") and "ms per step" in lines[0]
     kernels = {line.split()[0] for line in lines[1:] if line.startswith("  ")}
-    assert {"matmul", "sdpa_forward", "sdpa_backward", "gelu", "adamw_step"} <= kernels
+    assert {"matmul", "qkv_attention_forward", "qkv_attention_backward", "gelu",
+            "adamw_step"} <= kernels
     count = next(line for line in lines if line.startswith("the ")).split()[1]
     assert int(count) > 0
     median = lines[-1].split()

@@ -43,7 +43,7 @@ def test_dot_names_the_ops_shapes_and_parameters():
     dot = viz.to_dot(loss, params=dict(model.named_parameters()))
     assert dot.startswith("digraph minigrad {") and dot.rstrip().endswith("}")
     # the GPT's fused ops: a LayerNorm with the projection after it, GELU with c_proj
-    for op in ("Embedding", "LayerNormLinear", "Linear", "ScaledDotProductAttention",
+    for op in ("Embedding", "LayerNormLinear", "Linear", "SelfAttention",
                "GeluLinear", "CrossEntropy", "Add"):
         assert re.search(rf'label="{op}\\n', dot), op
     assert "transformer.h.1.attn.c_attn.weight\\n(72, 24)" in dot

@@ -112,6 +112,37 @@ def sdpa_backward(q, k, v, probs, grad_out, is_causal=False):
     return dq, dk, dv
 
 
+def _heads(x, n_head, m):
+    """x (B, T, m * C) as m arrays (B, n_head, T, C / n_head): the heads of each C columns."""
+    B, T = x.shape[:2]
+    return [np.swapaxes(part.reshape(B, T, n_head, -1), 1, 2) for part in np.split(x, m, axis=2)]
+
+
+def _merge_heads(x):
+    """x (B, nh, T, hs) as (B, T, nh * hs): the heads side by side."""
+    B, nh, T, hs = x.shape
+    return np.swapaxes(x, 1, 2).reshape(B, T, nh * hs)
+
+
+def qkv_attention_forward(qkv, n_head, mask, is_causal):
+    """Multi-head self-attention from the fused projection qkv (B, T, 3C), as nanoGPT's
+    CausalSelfAttention: q, k and v are its three C columns side by side, each cut into
+    n_head heads of C / n_head. `mask` and `is_causal` as in sdpa_forward, the mask
+    broadcastable to (B, n_head, T, T). Returns (y (B, T, C), the heads' outputs side by side,
+    probs (B, n_head, T, T))."""
+    out, probs = sdpa_forward(*_heads(qkv, n_head, 3), mask, is_causal)
+    return _merge_heads(out), probs
+
+
+def qkv_attention_backward(qkv, probs, grad_out, n_head, is_causal=False):
+    """dL/dqkv (B, T, 3C) of qkv_attention_forward, from its probs and dL/dy (B, T, C):
+    dq, dk and dv side by side."""
+    q, k, v = _heads(qkv, n_head, 3)
+    (g,) = _heads(grad_out, n_head, 1)
+    grads = sdpa_backward(q, k, v, probs, g, is_causal)
+    return np.concatenate([_merge_heads(d) for d in grads], axis=2)
+
+
 # ---------------------------------------------------------------------------------------------
 # layer norm
 

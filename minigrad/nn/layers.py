@@ -241,40 +241,45 @@ class MultiHeadAttention(Module):
         self._check("input", x, "B, T")
         B, T, C = x.shape  # batch size, sequence length, embedding dim (n_embd)
         nh, hs = self.num_heads, C // self.num_heads
-        if self.cross:
-            if context is None:
-                raise ValueError("MultiHeadAttention(cross=True): forward needs a context "
-                                 "(B, S, C) to attend to")
-            self._check("context", context, "B, S")
-            if context.shape[0] != B:
-                raise ValueError(f"MultiHeadAttention: input batch {B} and context batch "
-                                 f"{context.shape[0]} differ")
-            S = context.shape[1]
-            q = self.q_proj(x, norm=norm)  # (B, T, C)
-            k, v = self.kv_proj(context).split(C, axis=2)  # (B, S, C) each
-        else:
+        dropout_p = self.attn_dropout.p if self.training else 0.0
+        if not self.cross:
             if context is not None:
                 raise ValueError("MultiHeadAttention: a context is for cross-attention; "
                                  "build the layer with cross=True")
-            S = T
-            # q, k, v for all heads in one matmul
-            q, k, v = self.c_attn(x, norm=norm).split(C, axis=2)
+            qkv = self.c_attn(x, norm=norm)  # (B, T, 3C): q, k, v for all heads in one matmul
+            mask = _merge_masks(attn_mask, key_padding_mask, B, T, qkv.dtype)
+            if self.need_weights:
+                q, k, _ = (np.swapaxes(a.reshape(B, T, nh, hs), 1, 2)  # (B, nh, T, hs)
+                           for a in np.split(qkv.data, 3, axis=2))
+                self._keep_weights(q, k, mask)
+            # the heads of q, k and v, their attention and the merge, in one op
+            y = F.self_attention(qkv, nh, mask, is_causal=self.causal, dropout_p=dropout_p)
+            return self.resid_dropout(self.c_proj(y))  # (B, T, C)
+        if context is None:
+            raise ValueError("MultiHeadAttention(cross=True): forward needs a context "
+                             "(B, S, C) to attend to")
+        self._check("context", context, "B, S")
+        if context.shape[0] != B:
+            raise ValueError(f"MultiHeadAttention: input batch {B} and context batch "
+                             f"{context.shape[0]} differ")
+        S = context.shape[1]
+        q = self.q_proj(x, norm=norm)  # (B, T, C)
+        k, v = self.kv_proj(context).split(C, axis=2)  # (B, S, C) each
         # move the head axis forward
         q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, S, nh, hs).transpose(1, 2)  # (B, nh, S, hs)
         v = v.view(B, S, nh, hs).transpose(1, 2)  # (B, nh, S, hs)
         mask = _merge_masks(attn_mask, key_padding_mask, B, S, q.dtype)
-
         if self.need_weights:
-            # For study only: an extra, graph-free pass, so that training always takes the
-            # (fused) attention path below and the stored weights are the pre-dropout probs.
-            self.attn_scores, self.attn_weights = _attention_probs(q.data, k.data, mask,
-                                                                   self.causal)
-        dropout_p = self.attn_dropout.p if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, mask, is_causal=self.causal,
-                                           dropout_p=dropout_p)  # (B, nh, T, hs)
+            self._keep_weights(q.data, k.data, mask)
+        y = F.scaled_dot_product_attention(q, k, v, mask, dropout_p=dropout_p)  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, C)  # re-assemble all head outputs side by side
         return self.resid_dropout(self.c_proj(y))  # (B, T, C)
+
+    def _keep_weights(self, q, k, mask):
+        # For study only: an extra, graph-free pass, so that training always takes the
+        # (fused) attention path and the stored weights are the pre-dropout probs.
+        self.attn_scores, self.attn_weights = _attention_probs(q, k, mask, self.causal)
 
     @property
     def kind(self):

@@ -1,7 +1,9 @@
-"""Scaled dot-product attention as one fused op: scores, mask, softmax and weighted sum.
+"""Scaled dot-product attention as one fused op: scores, mask, softmax and weighted sum;
+and multi-head self-attention from a fused q, k, v projection as one op.
 
-The composite in functional.py (`attention_composite`) computes the same thing op by op; it
-is the oracle in the tests and what `study_mode()` runs so each step has its own node.
+The composites in functional.py (`attention_composite`, `self_attention_composite`) compute
+the same things op by op; they are the oracles in the tests and what `study_mode()` runs so
+each step has its own node.
 """
 
 from minigrad.autograd import Function
@@ -31,3 +33,28 @@ class ScaledDotProductAttention(Function):
         q, k, v, probs = ctx.saved_tensors
         dq, dk, dv = K.sdpa_backward(q, k, v, probs, grad, ctx.is_causal)
         return dq, dk, dv, None, None
+
+
+class SelfAttention(Function):
+    """Multi-head self-attention from the fused projection qkv (B, T, 3C): q, k and v are
+    its three C columns, each cut into n_head heads; each head is ScaledDotProductAttention;
+    the output (B, T, C) has the heads side by side. One node for the composite's split,
+    views, transposes, attention and merge.
+
+    backward: per head as ScaledDotProductAttention's (dQ, dK, dV from g's head);
+        dqkv = [dQ, dK, dV] with the heads side by side again
+    saves: qkv and the probabilities P
+    """
+
+    @staticmethod
+    def forward(ctx, qkv, n_head, mask, is_causal):
+        y, probs = K.qkv_attention_forward(qkv, n_head, mask, is_causal)  # (B, T, C), (B, nh, T, T)
+        ctx.save_for_backward(qkv, probs)
+        ctx.n_head, ctx.is_causal = n_head, is_causal
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        qkv, probs = ctx.saved_tensors
+        dqkv = K.qkv_attention_backward(qkv, probs, grad, ctx.n_head, ctx.is_causal)
+        return dqkv, None, None, None
