@@ -105,6 +105,12 @@ def cases(B, T, C, nh, V, n_layer):
         "numpy": lambda: reference.matmul(x, w),
         "torch": _torch(lambda a, b: a @ b, x, w),
     }
+    wd, bd = rnd(4 * C, C), rnd(4 * C)
+    yield f"dense ({N},{C})x({4 * C},{C})^T + bias", {
+        "numba": lambda: fast.dense(x, wd, bd),
+        "numpy": lambda: reference.dense(x, wd, bd),
+        "torch": _torch(tF.linear, x, wd, bd),
+    }
     q, kT = rnd(B, nh, T, hs), rnd(B, nh, hs, T)
     yield f"matmul ({B},{nh},{T},{hs})x(..,{hs},{T})", {
         "numba": lambda: fast.matmul(q, kT),

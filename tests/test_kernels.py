@@ -112,26 +112,31 @@ def test_empty(shape, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(768, 384), (7, 1), (0, 5), (3, 65)])
-def test_add_bias_and_bias_grad(shape, dtype):
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("shape", [(768, 128, 384), (7, 1, 1), (0, 5, 3), (3, 65, 4),
+                                   (5, 0, 2)])
+def test_dense_and_bias_grad(shape, bias, dtype):
+    """A dense layer's rows x @ W^T + b, from contiguous and non-contiguous x and W."""
+    N, n_in, n_out = shape
     rng = np.random.default_rng(4)
-    x, bias = rnd(rng, shape, dtype), rnd(rng, shape[1:], dtype)
-    want = reference.add_bias(x.copy(), bias)
-    got = x.copy()
-    assert fast.add_bias(got, bias) is got  # in place
-    check(got, want, dtype)
-    view = noncontig(x.copy())  # a view NumPy adds to
-    check(fast.add_bias(view, bias), want, dtype)
-    check(fast.bias_grad(noncontig(x)), reference.bias_grad(x), dtype)
-    check(fast.bias_grad(x), x.astype(np.float64).sum(axis=0).astype(dtype), dtype)
+    x, w = rnd(rng, (N, n_in), dtype), rnd(rng, (n_out, n_in), dtype)
+    b = rnd(rng, (n_out,), dtype) if bias else None
+    want = reference.dense(x, w, b)
+    check(want, x.astype(np.float64) @ w.T.astype(np.float64) + (b if bias else 0), dtype)
+    check(fast.dense(x, w, b), want, dtype)
+    check(fast.dense(noncontig(x), noncontig(w), b), want, dtype)
+    g = rnd(rng, (N, n_out), dtype)
+    check(fast.bias_grad(noncontig(g)), reference.bias_grad(g), dtype)
+    check(fast.bias_grad(g), g.astype(np.float64).sum(axis=0).astype(dtype), dtype)
 
 
-def test_add_bias_mixed_dtypes_follow_numpy():
-    x = np.ones((4, 3), np.float32)
-    got = fast.add_bias(x, np.arange(3.0))  # float64 bias into float32 rows
-    assert got is x and got.dtype == np.float32
-    np.testing.assert_array_equal(got, reference.add_bias(np.ones((4, 3), np.float32),
-                                                          np.arange(3.0)))
+def test_dense_mixed_dtypes_follow_numpy():
+    """A float64 bias on float32 rows is added in the rows' dtype, as NumPy's `+=`."""
+    x, w = np.ones((4, 2), np.float32), np.ones((3, 2), np.float32)
+    got = fast.dense(x, w, np.arange(3.0))
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, reference.dense(x, w, np.arange(3.0)))
+    np.testing.assert_array_equal(got, [[2, 3, 4]] * 4)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -269,25 +269,61 @@ def empty(shape, dtype):
     return buffers.empty(shape, dtype)
 
 
-@_kernel
-def _add_row_vector(x, v):
-    for r in range(x.shape[0]):
-        for c in range(x.shape[1]):
-            x[r, c] += v[c]
+def _dense_parallel(parts, a, b, bias, out):
+    # out = a @ b + bias, in one piece of rows per thread: each adds the bias to its rows
+    # right after its product, while they are still in its cache
+    for p in prange(parts):
+        lo, hi = _piece(out.shape[0], p, parts)
+        _gemm_one(a[lo:hi], b, out[lo:hi])
+        for r in range(lo, hi):
+            for c in range(out.shape[1]):
+                out[r, c] += bias[c]
 
 
-def add_bias(x, bias):
-    """x (N, C) += bias (C,) in place (a dense layer's bias); returns x.
+_dense_compiled = {}
 
-    One compiled pass: 8-30 us less than NumPy's broadcast add on the baby GPT's layers
-    (768 rows), 1.2 ms on the medium one's (2048, 1536), measured right after the product.
+
+def _dense_pieces(dtype):
+    """_dense_parallel for one dtype, compiled on first use for operands of any strides (as
+    _gemm_pieces, for the same reasons)."""
+    if dtype.char not in _dense_compiled:
+        dt = types.float32 if dtype.char == "f" else types.float64
+        matrix = types.Array(dt, 2, "A", readonly=True)
+        sig = types.void(types.int64, matrix, matrix, types.Array(dt, 1, "A", readonly=True),
+                         types.Array(dt, 2, "A"))
+        kernel = njit([sig], parallel=True, nogil=True, cache=True, fastmath=_FM,
+                      error_model="numpy")(_dense_parallel)
+        _dense_compiled[dtype.char] = kernel
+    return _dense_compiled[dtype.char]
+
+
+def dense(x, weight, bias):
+    """x (N, in) @ weight (out, in)^T + bias (out,) (None: no bias): a dense layer's rows.
+
+    The product runs as matmul's, cut by rows, and each thread adds the bias to its rows
+    as soon as its product is done. Against the product and then a separate bias pass,
+    medians on the baby GPT's layers: 405 against 423 us (768, 128) x (128, 384), 534
+    against 587 us (768, 128) x (128, 512); 1039 against 1104 us at 1536 rows.
     """
+    wt = weight.T
+    if bias is None:
+        return matmul(x, wt)
     bias = np.asarray(bias)
-    if x.dtype != bias.dtype or not x.flags.c_contiguous or not x.flags.writeable:
-        x += bias  # mixed dtypes or a view: NumPy's rules
-        return x
-    _add_row_vector(x, _c(bias))  # one thread: no parallel twin (see _PARALLEL_TWIN)
-    return x
+    dt = x.dtype
+    if not (threads.PARALLEL and x.ndim == 2 and wt.dtype == dt and bias.dtype == dt
+            and dt.char in "fd" and x.shape[0] and x.shape[1]):
+        out = matmul(x, wt)
+        out += bias  # mixed dtypes, or nothing to multiply: NumPy's rules
+        return out
+    out = buffers.empty((x.shape[0], wt.shape[1]), dt)
+    parts = 1 if out.size * x.shape[1] < _MIN_SPLIT_MACS else get_num_threads()
+    a, b = _as_blas_stack(x, ())[0, 0], _as_blas_stack(wt, ())[0, 0]
+    previous = threads.hold_blas()
+    try:
+        _dense_pieces(dt)(parts, a, b, bias, out)
+    finally:
+        threads.release_blas(previous)
+    return out
 
 
 def bias_grad(grad):

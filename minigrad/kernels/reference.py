@@ -20,10 +20,13 @@ def empty(shape, dtype):
     return np.empty(shape, dtype)
 
 
-def add_bias(x, bias):
-    """x (N, C) += bias (C,) in place (a dense layer's bias); returns x."""
-    x += bias
-    return x
+def dense(x, weight, bias):
+    """x (N, in) @ weight (out, in)^T + bias (out,) (None: no bias): a dense layer's rows,
+    (N, out). The bias is added in place to the product, in its dtype (NumPy's rules)."""
+    out = np.matmul(x, weight.T)
+    if bias is not None:
+        out += bias
+    return out
 
 
 def bias_grad(grad):

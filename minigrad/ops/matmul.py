@@ -80,14 +80,6 @@ def check_in_features(op, x, in_features):
         raise ValueError(f"{op}: expected input (..., {in_features}), got shape {tuple(x.shape)}")
 
 
-def dense(x2, weight, bias):
-    """x2 (N, in) @ weight (out, in)^T + bias: the rows of a dense layer, (N, out)."""
-    out = K.matmul(x2, weight.T)
-    if bias is not None:
-        K.add_bias(out, bias)
-    return out
-
-
 class Linear(Function):
     """x (..., in) @ weight (out, in)^T + bias (out,): three ops of the graph as one node.
 
@@ -102,7 +94,7 @@ class Linear(Function):
         x2 = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])  # (N, in)
         ctx.save_for_backward(x2, weight)
         ctx.shape = x.shape
-        return dense(x2, weight, bias).reshape(*x.shape[:-1], weight.shape[0])
+        return K.dense(x2, weight, bias).reshape(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
     def backward(ctx, grad):
@@ -130,7 +122,7 @@ class GeluLinear(Function):
         h2 = h.reshape(math.prod(h.shape[:-1]), h.shape[-1])  # (N, in)
         ctx.save_for_backward(h2, weight)
         ctx.shape, ctx.approximate = h.shape, approximate
-        out = dense(K.gelu(h2, approximate), weight, bias)  # (N, out); A is freed here
+        out = K.dense(K.gelu(h2, approximate), weight, bias)  # (N, out); A is freed here
         return out.reshape(*h.shape[:-1], weight.shape[0])
 
     @staticmethod

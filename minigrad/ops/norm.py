@@ -2,7 +2,6 @@
 
 from minigrad.autograd import Function
 from minigrad.kernels import K
-from minigrad.ops.matmul import dense
 
 
 class LayerNorm(Function):
@@ -46,7 +45,7 @@ class LayerNormLinear(Function):
         n, mean, rstd = K.layer_norm_forward(x, ln_weight, ln_bias, eps)  # n like x
         ctx.save_for_backward(x, ln_weight, ln_bias, mean, rstd, weight)
         ctx.eps = eps
-        out = dense(n.reshape(-1, n.shape[-1]), weight, bias)  # (rows, out); n is let go here
+        out = K.dense(n.reshape(-1, n.shape[-1]), weight, bias)  # (rows, out); n is let go here
         return out.reshape(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
