@@ -167,7 +167,7 @@ def cases(B, T, C, nh, V, n_layer):
 
     # causal self-attention from the fused projection (B, T, 3C): heads, attention, merge
     qkv, gy = rnd(B, T, 3 * C), rnd(B, T, C)
-    _, probs = reference.qkv_attention_forward(qkv, nh, None, True)
+    _, lse = reference.qkv_attention_forward(qkv, nh, None, True)
 
     def torch_qkv(t):
         heads = [h.view(B, T, nh, hs).transpose(1, 2) for h in t.split(C, dim=2)]
@@ -184,8 +184,8 @@ def cases(B, T, C, nh, V, n_layer):
         tqkv = _t(qkv, True)
         tb = _torch_bwd(torch_qkv(tqkv), (tqkv,), gy)
     yield "qkv_attention_backward", {
-        "numba": lambda: fast.qkv_attention_backward(qkv, probs, gy, nh, True),
-        "numpy": lambda: reference.qkv_attention_backward(qkv, probs, gy, nh, True),
+        "numba": lambda: fast.qkv_attention_backward(qkv, lse, gy, nh, None, True),
+        "numpy": lambda: reference.qkv_attention_backward(qkv, lse, gy, nh, None, True),
         "torch": tb,
     }
 

@@ -305,37 +305,62 @@ def test_sdpa_fast_vs_reference(dims, kind, dtype):
                                   (1, 130, 2, 8)])
 def test_qkv_attention_fast_vs_reference(dims, kind, dtype):
     """Self-attention from the fused projection (B, T, 3C): causal heads run by blocks of 16
-    query rows in fast.py (37 and 130 make an uneven last block); forward, probabilities and
-    dL/dqkv equal the reference's, from non-contiguous inputs too."""
+    query rows in fast.py (37 and 130 make an uneven last block); the output, the
+    log-sum-exps and dL/dqkv equal the reference's, from non-contiguous inputs too."""
     B, T, nh, hs = dims
     rng = np.random.default_rng(5)
     qkv, go = rnd(rng, (B, T, 3 * nh * hs), dtype), rnd(rng, (B, T, nh * hs), dtype)
     mask, is_causal, _ = _mask(rng, kind, (B, nh), T, T, dtype)
-    y_r, p_r = reference.qkv_attention_forward(qkv, nh, mask, is_causal)
-    y_f, p_f = fast.qkv_attention_forward(noncontig(qkv), nh, mask, is_causal)
+    y_r, lse_r = reference.qkv_attention_forward(qkv, nh, mask, is_causal)
+    y_f, lse_f = fast.qkv_attention_forward(noncontig(qkv), nh, mask, is_causal)
     check(y_f, y_r, dtype)
-    check(p_f, p_r, dtype)
-    want = reference.qkv_attention_backward(qkv, p_r, go, nh, is_causal)
-    check(fast.qkv_attention_backward(noncontig(qkv), noncontig(p_r), noncontig(go), nh,
-                                      is_causal), want, dtype)
-    # the reference is the heads' sdpa, split and merged
-    q, k, v = (np.swapaxes(a.reshape(B, T, nh, hs), 1, 2) for a in np.split(qkv, 3, axis=2))
+    check(lse_f, lse_r, dtype)  # (-inf where a query may attend no key, in both)
+    want = reference.qkv_attention_backward(qkv, lse_r, go, nh, mask, is_causal)
+    check(fast.qkv_attention_backward(noncontig(qkv), noncontig(lse_r), noncontig(go), nh,
+                                      mask, is_causal), want, dtype)
+
+
+@pytest.mark.parametrize("kind", MASKS)
+def test_qkv_attention_is_sdpa_of_the_heads(kind):
+    """The reference: the heads' sdpa, split and merged; lse gives back its probabilities,
+    and its backward is sdpa_backward's, merged."""
+    B, T, nh, hs = 2, 7, 3, 4
+    rng = np.random.default_rng(6)
+    qkv, go = rnd(rng, (B, T, 3 * nh * hs), np.float64), rnd(rng, (B, T, nh * hs), np.float64)
+    mask, is_causal, _ = _mask(rng, kind, (B, nh), T, T, np.float64)
+    y, lse = reference.qkv_attention_forward(qkv, nh, mask, is_causal)
+
+    def heads(a):  # (B, T, nh * hs) -> (B, nh, T, hs)
+        return np.swapaxes(a.reshape(B, T, nh, hs), 1, 2)
+
+    def merged(a):
+        return np.swapaxes(a, 1, 2).reshape(B, T, nh * hs)
+
+    q, k, v = (heads(a) for a in np.split(qkv, 3, axis=2))
     out, probs = reference.sdpa_forward(q, k, v, mask, is_causal)
-    np.testing.assert_array_equal(y_r, np.swapaxes(out, 1, 2).reshape(B, T, nh * hs))
-    np.testing.assert_array_equal(p_r, probs)
+    check(y, merged(out), np.float64)
+    dead = ~probs.any(-1)  # queries that may attend no key
+    assert np.isneginf(lse[dead]).all() and np.isfinite(lse[~dead]).all()
+    scores = reference._scores(q, k, mask, is_causal)
+    check(np.where(dead[..., None], 0, np.exp(scores - np.where(dead, 0, lse)[..., None])),
+          probs, np.float64)
+    grads = reference.sdpa_backward(q, k, v, probs, heads(go), is_causal)
+    check(reference.qkv_attention_backward(qkv, lse, go, nh, mask, is_causal),
+          np.concatenate([merged(g) for g in grads], axis=2), np.float64)
 
 
 def test_qkv_attention_float16_takes_the_reference():
     """BLAS multiplies float32 and float64 only: other dtypes get the NumPy kernels."""
     rng = np.random.default_rng(6)
     qkv, go = rnd(rng, (2, 5, 12), np.float16), rnd(rng, (2, 5, 4), np.float16)
-    y, probs = fast.qkv_attention_forward(qkv, 2, None, True)
-    y_r, p_r = reference.qkv_attention_forward(qkv, 2, None, True)
+    y, lse = fast.qkv_attention_forward(qkv, 2, None, True)
+    y_r, lse_r = reference.qkv_attention_forward(qkv, 2, None, True)
     assert y.dtype == np.float16
     np.testing.assert_array_equal(y, y_r)
-    np.testing.assert_array_equal(probs, p_r)
-    np.testing.assert_array_equal(fast.qkv_attention_backward(qkv, probs, go, 2, True),
-                                  reference.qkv_attention_backward(qkv, p_r, go, 2, True))
+    np.testing.assert_array_equal(lse, lse_r)
+    np.testing.assert_array_equal(fast.qkv_attention_backward(qkv, lse, go, 2, None, True),
+                                  reference.qkv_attention_backward(qkv, lse_r, go, 2, None,
+                                                                   True))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -459,7 +459,7 @@ def _scale_mask_max(row, mask_row, has_mask, scale):
 
 @njit(inline="always", fastmath=_FM)
 def _exp_normalise(row, m):
-    # row <- exp(row - m) / sum(exp(row - m)), m its max (finite)
+    # row <- exp(row - m) / sum(exp(row - m)), m its max (finite); returns that sum
     s = row.dtype.type(0)
     for j in range(row.size):
         e = exp_nonpositive(row[j] - m)
@@ -468,6 +468,7 @@ def _exp_normalise(row, m):
     inv = row.dtype.type(1) / s
     for j in range(row.size):
         row[j] *= inv
+    return s
 
 
 @_kernel
@@ -672,6 +673,10 @@ def sdpa_backward(q, k, v, probs, grad_out, is_causal=False):
 # head at a time, start to end, on one thread of the pool: products by BLAS calls from
 # compiled code (no dispatch), the head's scores still in cache for the softmax, y written
 # with its heads already merged and dq, dk, dv straight into their columns of dqkv.
+# Forward keeps each query's log-sum-exp, not the probabilities (T floats a head, not T * T):
+# backward makes them again from the scores, one product and one exp pass a head, as flash
+# attention does. On the baby GPT that is 3 MiB less at the end of forward, where a training
+# step peaks.
 
 # Causal heads multiply by blocks of this many query rows: rows r0:r1 attend keys :r1 only,
 # so the products skip what is right of the diagonal. Forward + backward of one layer
@@ -690,20 +695,63 @@ def _transpose_into(x, out):
             out[d, t] = x[t, d]
 
 
+@njit(inline="always", fastmath=_FM)
+def _head_softmax(p, mask, head, heads_per_mask, has_mask, is_causal, scale, lse):
+    # One head's scores p (T, S) -> its probabilities in place, as _attn_softmax; lse (T,) <-
+    # each row's log-sum-exp of its scaled, masked scores (-inf for a fully masked row).
+    T, S = p.shape
+    mask_rows, mb = mask.shape[1] > 1, head // heads_per_mask
+    for i in range(T):
+        jmax = min(i + 1, S) if is_causal else S  # keys j >= jmax are masked out
+        row = p[i, :jmax]
+        m = _scale_mask_max(row, mask[mb, i if mask_rows else 0, :jmax], has_mask, scale)
+        if m == -np.inf:  # a fully masked row: zero probabilities, no NaN
+            _zero(row)
+            lse[i] = m
+        else:
+            lse[i] = m + np.log(_exp_normalise(row, m))
+        _zero(p[i, jmax:])
+
+
+@njit(inline="always", fastmath=_FM)
+def _head_probs(p, mask, head, heads_per_mask, has_mask, is_causal, scale, lse):
+    # One head's scores p (T, S) -> the probabilities _head_softmax made, exp(score - lse)
+    T, S = p.shape
+    mask_rows, mb = mask.shape[1] > 1, head // heads_per_mask
+    for i in range(T):
+        jmax = 0 if lse[i] == -np.inf else min(i + 1, S) if is_causal else S
+        row, mask_row = p[i], mask[mb, i if mask_rows else 0]
+        for j in range(jmax):
+            x = row[j] * scale
+            if has_mask:
+                x += mask_row[j]
+            row[j] = exp_nonpositive(x - lse[i])
+        _zero(p[i, jmax:])
+
+
+@njit(inline="always")
+def _head_scores(q, kt, step, p):
+    # p (T, T) <- q (T, d) @ kt (d, T), by blocks of `step` query rows: rows r0:r1 against
+    # keys :r1 only (causal; step = T otherwise); what is right of the blocks is left as is
+    T = q.shape[0]
+    for r0 in range(0, T, step):
+        r1 = min(r0 + step, T)
+        _gemm_one(q[r0:r1], kt[:, :r1], p[r0:r1, :r1])
+
+
 @_kernel
-def _qkv_attention(qkv, mask, heads_per_mask, has_mask, is_causal, scale, y, probs, lo, hi):
-    # heads lo:hi of the B * nh: qkv (B, T, 3, nh, hs) -> y (B, T, nh, hs), probs (B, nh, T, T)
+def _qkv_attention(qkv, mask, heads_per_mask, has_mask, is_causal, scale, y, lse, lo, hi):
+    # heads lo:hi of the B * nh: qkv (B, T, 3, nh, hs) -> y (B, T, nh, hs), lse (B, nh, T)
     T, nh, hs = qkv.shape[1], qkv.shape[3], qkv.shape[4]
     step = _HEAD_BLOCK if is_causal else T
     kt = np.empty((hs, T), qkv.dtype)  # k^T contiguous: BLAS takes small heads faster so
+    p = np.empty((T, T), qkv.dtype)  # the head's scores, then its probabilities
     for bh in range(lo, hi):
         b, h = bh // nh, bh % nh
-        q, v, p, o = qkv[b, :, 0, h], qkv[b, :, 2, h], probs[b, h], y[b, :, h]  # (T, hs) ..
+        v, o = qkv[b, :, 2, h], y[b, :, h]  # (T, hs)
         _transpose_into(qkv[b, :, 1, h], kt)
-        for r0 in range(0, T, step):
-            r1 = min(r0 + step, T)
-            _gemm_one(q[r0:r1], kt[:, :r1], p[r0:r1, :r1])  # scores; the rest is masked
-        _attn_softmax(probs[b, h:h + 1], mask, bh, heads_per_mask, has_mask, is_causal, scale)
+        _head_scores(qkv[b, :, 0, h], kt, step, p)
+        _head_softmax(p, mask, bh, heads_per_mask, has_mask, is_causal, scale, lse[b, h])
         for r0 in range(0, T, step):
             r1 = min(r0 + step, T)
             _gemm_one(p[r0:r1, :r1], v[:r1], o[r0:r1])
@@ -711,25 +759,31 @@ def _qkv_attention(qkv, mask, heads_per_mask, has_mask, is_causal, scale, y, pro
 
 @_parallel
 def _qkv_attention_parallel(parts, qkv, mask, heads_per_mask, has_mask, is_causal, scale, y,
-                            probs, lo, hi):
+                            lse, lo, hi):
     for p in prange(parts):
         a, b = _piece(hi - lo, p, parts)
-        _qkv_attention(qkv, mask, heads_per_mask, has_mask, is_causal, scale, y, probs,
+        _qkv_attention(qkv, mask, heads_per_mask, has_mask, is_causal, scale, y, lse,
                        lo + a, lo + b)
 
 
 @_kernel
-def _qkv_attention_backward(qkv, probs, dy, is_causal, scale, dqkv, lo, hi):
-    # heads lo:hi: dL/dy (B, T, nh, hs) -> dL/dqkv (B, T, 3, nh, hs), from forward's probs
+def _qkv_attention_backward(qkv, lse, mask, heads_per_mask, has_mask, is_causal, scale, dy,
+                            dqkv, lo, hi):
+    # heads lo:hi: dL/dy (B, T, nh, hs) -> dL/dqkv (B, T, 3, nh, hs); each head's
+    # probabilities made again from its scores and forward's lse
     T, nh, hs = qkv.shape[1], qkv.shape[3], qkv.shape[4]
     step = _HEAD_BLOCK if is_causal else T
-    vt = np.empty((hs, T), qkv.dtype)
+    kt, vt = np.empty((hs, T), qkv.dtype), np.empty((hs, T), qkv.dtype)
+    p = np.empty((T, T), qkv.dtype)
     ds = np.empty((T, T), qkv.dtype)  # the head's dL/dprobs, then dL/dscores in place
     for bh in range(lo, hi):
         b, h = bh // nh, bh % nh
-        q, k, p, g = qkv[b, :, 0, h], qkv[b, :, 1, h], probs[b, h], dy[b, :, h]
+        q, k, g = qkv[b, :, 0, h], qkv[b, :, 1, h], dy[b, :, h]
         dq, dk, dv = dqkv[b, :, 0, h], dqkv[b, :, 1, h], dqkv[b, :, 2, h]
+        _transpose_into(k, kt)
         _transpose_into(qkv[b, :, 2, h], vt)
+        _head_scores(q, kt, step, p)
+        _head_probs(p, mask, bh, heads_per_mask, has_mask, is_causal, scale, lse[b, h])
         for r0 in range(0, T, step):
             r1 = min(r0 + step, T)
             _gemm_one(p[r0:, r0:r1].T, g[r0:], dv[r0:r1])  # keys r0:r1, seen from row r0 on
@@ -743,14 +797,23 @@ def _qkv_attention_backward(qkv, probs, dy, is_causal, scale, dqkv, lo, hi):
 
 
 @_parallel
-def _qkv_attention_backward_parallel(parts, qkv, probs, dy, is_causal, scale, dqkv, lo, hi):
+def _qkv_attention_backward_parallel(parts, qkv, lse, mask, heads_per_mask, has_mask,
+                                     is_causal, scale, dy, dqkv, lo, hi):
     for p in prange(parts):
         a, b = _piece(hi - lo, p, parts)
-        _qkv_attention_backward(qkv, probs, dy, is_causal, scale, dqkv, lo + a, lo + b)
+        _qkv_attention_backward(qkv, lse, mask, heads_per_mask, has_mask, is_causal, scale, dy,
+                                dqkv, lo + a, lo + b)
+
+
+def _mask_args(mask, dt, B, n_head, T):
+    """(mask (M, Tm, T), heads_per_mask, has_mask) as the attention kernels read them."""
+    m3 = np.zeros((1, 1, 1), dt) if mask is None else _mask3(_additive_mask(mask, dt),
+                                                               (B, n_head), T, T)
+    return m3, B * n_head // m3.shape[0], mask is not None
 
 
 def qkv_attention_forward(qkv, n_head, mask, is_causal):
-    """Self-attention of n_head heads from the fused projection qkv (B, T, 3C); (y, probs).
+    """Self-attention of n_head heads from the fused projection qkv (B, T, 3C); (y, lse).
 
     Arguments, shapes and results as reference.qkv_attention_forward.
     """
@@ -760,33 +823,32 @@ def qkv_attention_forward(qkv, n_head, mask, is_causal):
     B, T, C = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
     qkv5 = _c(qkv).reshape(B, T, 3, n_head, C // n_head)
     y = buffers.empty((B, T, n_head, C // n_head), dt)
-    probs = buffers.empty((B, n_head, T, T), dt)
-    m3 = np.zeros((1, 1, 1), dt) if mask is None else _mask3(_additive_mask(mask, dt),
-                                                               (B, n_head), T, T)
+    lse = np.empty((B, n_head, T), dt)
     scale = dt.type(1.0 / math.sqrt(C // n_head))
-    args = (m3, B * n_head // m3.shape[0], mask is not None, bool(is_causal), scale, y, probs)
+    args = (*_mask_args(mask, dt, B, n_head, T), bool(is_causal), scale, y, lse)
     with threads.blas_on_one_thread():
-        _split(probs.size, B * n_head, lambda lo, hi: (_qkv_attention, qkv5, *args, lo, hi))
-    return y.reshape(B, T, C), probs
+        _split(B * n_head * T * T, B * n_head,
+               lambda lo, hi: (_qkv_attention, qkv5, *args, lo, hi))
+    return y.reshape(B, T, C), lse
 
 
-def qkv_attention_backward(qkv, probs, grad_out, n_head, is_causal=False):
-    """dL/dqkv (B, T, 3C) of qkv_attention_forward, from its probs and dL/dy (B, T, C).
+def qkv_attention_backward(qkv, lse, grad_out, n_head, mask, is_causal=False):
+    """dL/dqkv (B, T, 3C) of qkv_attention_forward, from its lse and dL/dy (B, T, C).
 
-    As sdpa_backward, the mask needs no gradient: it is folded into probs.
+    Arguments as reference.qkv_attention_backward.
     """
     dt = qkv.dtype
     if dt.char not in "fd":
-        return reference.qkv_attention_backward(qkv, probs, grad_out, n_head, is_causal)
+        return reference.qkv_attention_backward(qkv, lse, grad_out, n_head, mask, is_causal)
     B, T, C = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
     hs = C // n_head
     qkv5 = _c(qkv).reshape(B, T, 3, n_head, hs)
     dy = _c(np.asarray(grad_out, dtype=dt)).reshape(B, T, n_head, hs)
-    probs = _c(np.asarray(probs, dtype=dt))
     dqkv = buffers.empty((B, T, 3, n_head, hs), dt)
-    args = (probs, dy, bool(is_causal), dt.type(1.0 / math.sqrt(hs)), dqkv)
+    args = (_c(np.asarray(lse, dtype=dt)), *_mask_args(mask, dt, B, n_head, T),
+            bool(is_causal), dt.type(1.0 / math.sqrt(hs)), dy, dqkv)
     with threads.blas_on_one_thread():
-        _split(probs.size, B * n_head,
+        _split(B * n_head * T * T, B * n_head,
                lambda lo, hi: (_qkv_attention_backward, qkv5, *args, lo, hi))
     return dqkv.reshape(B, T, 3 * C)
 

@@ -79,6 +79,17 @@ def _additive_mask(mask, dtype):
     return mask.astype(dtype, copy=False)
 
 
+def _scores(q, k, mask, is_causal):
+    """q @ k^T / sqrt(d), masked (-inf where a key may not be attended): (..., T, S)."""
+    T, S = q.shape[-2], k.shape[-2]
+    scores = np.matmul(q, np.swapaxes(k, -1, -2)) * q.dtype.type(1.0 / np.sqrt(q.shape[-1]))
+    if mask is not None:
+        scores = scores + _additive_mask(mask, q.dtype)
+    if is_causal:
+        scores = np.where(np.tril(np.ones((T, S), dtype=bool)), scores, -np.inf)
+    return scores
+
+
 def sdpa_forward(q, k, v, mask, is_causal):
     """Scaled dot-product attention: softmax(q @ k^T / sqrt(d) + mask) @ v.
 
@@ -88,13 +99,7 @@ def sdpa_forward(q, k, v, mask, is_causal):
     Returns (out (..., T, d), probs (..., T, S)); masked entries of probs are exactly 0 and
     a fully masked row gives zeros, never NaN.
     """
-    scale = 1.0 / np.sqrt(q.shape[-1])
-    T, S = q.shape[-2], k.shape[-2]
-    scores = np.matmul(q, np.swapaxes(k, -1, -2)) * q.dtype.type(scale)  # (..., T, S)
-    if mask is not None:
-        scores = scores + _additive_mask(mask, q.dtype)
-    if is_causal:
-        scores = np.where(np.tril(np.ones((T, S), dtype=bool)), scores, -np.inf)
+    scores = _scores(q, k, mask, is_causal)  # (..., T, S)
     probs = softmax(scores).astype(q.dtype, copy=False)  # (..., T, S)
     return np.matmul(probs, v), probs
 
@@ -131,18 +136,30 @@ def qkv_attention_forward(qkv, n_head, mask, is_causal):
     """Multi-head self-attention from the fused projection qkv (B, T, 3C), as nanoGPT's
     CausalSelfAttention: q, k and v are its three C columns side by side, each cut into
     n_head heads of C / n_head. `mask` and `is_causal` as in sdpa_forward, the mask
-    broadcastable to (B, n_head, T, T). Returns (y (B, T, C), the heads' outputs side by side,
-    probs (B, n_head, T, T))."""
-    out, probs = sdpa_forward(*_heads(qkv, n_head, 3), mask, is_causal)
-    return _merge_heads(out), probs
+    broadcastable to (B, n_head, T, T).
 
-
-def qkv_attention_backward(qkv, probs, grad_out, n_head, is_causal=False):
-    """dL/dqkv (B, T, 3C) of qkv_attention_forward, from its probs and dL/dy (B, T, C):
-    dq, dk and dv side by side."""
+    Returns (y (B, T, C), the heads' outputs side by side, and lse (B, n_head, T)): each
+    query's log-sum-exp of its scaled, masked scores (-inf when it may attend no key). The
+    probabilities are exp(scores - lse): backward makes them again from lse, so they are not
+    kept from forward to backward (T floats a head instead of T * T).
+    """
     q, k, v = _heads(qkv, n_head, 3)
+    scores = _scores(q, k, mask, is_causal)  # (B, nh, T, T)
+    m = _safe_max(scores)
+    with np.errstate(divide="ignore"):  # a fully masked row: log(0) = -inf
+        lse = (m + np.log(np.sum(np.exp(scores - m), axis=-1, keepdims=True)))[..., 0]
+    return _merge_heads(np.matmul(softmax(scores), v)), lse.astype(qkv.dtype, copy=False)
+
+
+def qkv_attention_backward(qkv, lse, grad_out, n_head, mask, is_causal=False):
+    """dL/dqkv (B, T, 3C) of qkv_attention_forward, from its lse and dL/dy (B, T, C): dq, dk
+    and dv side by side. mask and is_causal as given to forward."""
+    q, k, v = _heads(qkv, n_head, 3)
+    scores = _scores(q, k, mask, is_causal)  # (B, nh, T, T)
+    dead = np.isneginf(lse)[..., None]  # queries with no key: zero probabilities
+    probs = np.where(dead, 0, np.exp(scores - np.where(dead, 0, lse[..., None])))
     (g,) = _heads(grad_out, n_head, 1)
-    grads = sdpa_backward(q, k, v, probs, g, is_causal)
+    grads = sdpa_backward(q, k, v, probs.astype(qkv.dtype, copy=False), g, is_causal)
     return np.concatenate([_merge_heads(d) for d in grads], axis=2)
 
 

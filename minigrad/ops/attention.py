@@ -41,20 +41,20 @@ class SelfAttention(Function):
     the output (B, T, C) has the heads side by side. One node for the composite's split,
     views, transposes, attention and merge.
 
-    backward: per head as ScaledDotProductAttention's (dQ, dK, dV from g's head);
-        dqkv = [dQ, dK, dV] with the heads side by side again
-    saves: qkv and the probabilities P
+    backward: per head as ScaledDotProductAttention's (dQ, dK, dV from g's head), with
+        P = exp(S - lse) made again from the scores S; dqkv = [dQ, dK, dV] side by side
+    saves: qkv and each query's log-sum-exp lse of its scores (not P: T floats a head, not T^2)
     """
 
     @staticmethod
     def forward(ctx, qkv, n_head, mask, is_causal):
-        y, probs = K.qkv_attention_forward(qkv, n_head, mask, is_causal)  # (B, T, C), (B, nh, T, T)
-        ctx.save_for_backward(qkv, probs)
-        ctx.n_head, ctx.is_causal = n_head, is_causal
+        y, lse = K.qkv_attention_forward(qkv, n_head, mask, is_causal)  # (B, T, C), (B, nh, T)
+        ctx.save_for_backward(qkv, lse)
+        ctx.n_head, ctx.mask, ctx.is_causal = n_head, mask, is_causal
         return y
 
     @staticmethod
     def backward(ctx, grad):
-        qkv, probs = ctx.saved_tensors
-        dqkv = K.qkv_attention_backward(qkv, probs, grad, ctx.n_head, ctx.is_causal)
+        qkv, lse = ctx.saved_tensors
+        dqkv = K.qkv_attention_backward(qkv, lse, grad, ctx.n_head, ctx.mask, ctx.is_causal)
         return dqkv, None, None, None
