@@ -5,8 +5,8 @@
 1. In one minigrad process: the median step time, and the time inside each kernel
    (every function of the active kernel module, timed around its calls; a kernel called by
    another, such as attention's products, counts for its caller).
-2. The products of one step (every call to the kernels' matmul, with its operands) are
-   saved, then replayed in fresh processes, alternating: NumPy's `np.matmul` (what minigrad
+2. The products of one step (every call to the kernels' matmul, and dense's x @ weight^T,
+   with their operands; not the attention kernels' own) are saved, then replayed in fresh processes, alternating: NumPy's `np.matmul` (what minigrad
    calls) and `torch.matmul` (the PyTorch process never imports minigrad). Same arrays,
    same order, each made contiguous; the median of each process's replays is printed.
 """
@@ -30,7 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _timed(fn, name, spent, depth, recording):
     """fn, adding its time to spent[name] when no other kernel called it, and keeping the
-    operands of matmul calls while `recording` holds a list."""
+    operands of the products (matmul, dense) while `recording` holds a list."""
     def timed(*args, **kwargs):
         start = time.perf_counter()
         depth[0] += 1
@@ -40,8 +40,9 @@ def _timed(fn, name, spent, depth, recording):
             depth[0] -= 1
         if depth[0] == 0:
             spent[name] += time.perf_counter() - start
-        if name == "matmul" and recording:
-            recording[0].append((np.ascontiguousarray(args[0]), np.ascontiguousarray(args[1])))
+        if name in ("matmul", "dense") and recording and depth[0] == 0:
+            a, b = args[0], args[1] if name == "matmul" else args[1].T  # dense: x @ weight^T
+            recording[0].append((np.ascontiguousarray(a), np.ascontiguousarray(b)))
         return out
     return timed
 
