@@ -6,9 +6,10 @@
    (every function of the active kernel module, timed around its calls; a kernel called by
    another, such as attention's products, counts for its caller).
 2. The products of one step (every call to the kernels' matmul, and dense's x @ weight^T,
-   with their operands; not the attention kernels' own) are saved, then replayed in fresh processes, alternating: NumPy's `np.matmul` (what minigrad
-   calls) and `torch.matmul` (the PyTorch process never imports minigrad). Same arrays,
-   same order, each made contiguous; the median of each process's replays is printed.
+   with their operands; not the attention kernels' own) are saved, then replayed in fresh
+   processes, alternating: NumPy's `np.matmul` (what minigrad calls) and `torch.matmul`
+   (the PyTorch process never imports minigrad). Same arrays, same order, each made
+   contiguous; the median of each process's replays is printed.
 """
 
 import argparse

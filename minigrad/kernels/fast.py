@@ -157,7 +157,7 @@ def _blas_layout(m):
     return _TRANS, max(m.strides[1] // unit, m.shape[0], 1)
 
 
-@njit(inline="always")
+@njit(nogil=True, cache=True)
 def _gemm_one(a, b, out):
     """out (M, N) = a (M, K) @ b (K, N) by one BLAS call on this thread; each matrix needs a
     unit stride on one axis (a transposed view is read as it is)."""
@@ -181,19 +181,32 @@ def _gemm(a, b, out):
             _gemm_one(a[i, j], b[i, j], out[i, j])
 
 
-def _gemm_parallel(parts, axis, a, b, out):
-    # _gemm in one piece per thread, the pieces cut along `axis` of out (0, 1 or 2: rows)
+def _gemm_parallel(parts, axis, a, b, bias, out):
+    # _gemm in one piece per thread, the pieces cut along `axis` of out (0, 1 or 2: rows);
+    # then each thread adds the bias (when it has one: bias.size > 0) to its piece, while the
+    # piece is still in its cache
     for p in prange(parts):
         lo, hi = _piece(out.shape[axis], p, parts)
         if axis == 0:
-            _gemm(a[lo:hi], b[lo:hi], out[lo:hi])
+            piece = out[lo:hi]
+            _gemm(a[lo:hi], b[lo:hi], piece)
         elif axis == 1:
-            _gemm(a[:, lo:hi], b[:, lo:hi], out[:, lo:hi])
+            piece = out[:, lo:hi]
+            _gemm(a[:, lo:hi], b[:, lo:hi], piece)
         else:
-            _gemm(a[:, :, lo:hi], b, out[:, :, lo:hi])
+            piece = out[:, :, lo:hi]
+            _gemm(a[:, :, lo:hi], b, piece)
+        if bias.size:
+            for i in range(piece.shape[0]):
+                for j in range(piece.shape[1]):
+                    for r in range(piece.shape[2]):
+                        for c in range(piece.shape[3]):
+                            piece[i, j, r, c] += bias[c]
 
 
 _gemm_compiled = {}
+_NO_BIAS = {np.dtype(np.float32): np.empty(0, np.float32),
+            np.dtype(np.float64): np.empty(0, np.float64)}
 
 
 def _gemm_pieces(dtype):
@@ -205,7 +218,8 @@ def _gemm_pieces(dtype):
     if dtype.char not in _gemm_compiled:
         dt = types.float32 if dtype.char == "f" else types.float64
         operand = types.Array(dt, 4, "A", readonly=True)
-        sig = types.void(types.int64, types.int64, operand, operand, types.Array(dt, 4, "A"))
+        sig = types.void(types.int64, types.int64, operand, operand,
+                         types.Array(dt, 1, "A", readonly=True), types.Array(dt, 4, "A"))
         kernel = njit([sig], parallel=True, nogil=True, cache=True)(_gemm_parallel)
         _gemm_compiled[dtype.char] = kernel
     return _gemm_compiled[dtype.char]
@@ -236,19 +250,24 @@ def _as_blas_stack(x, lead):
     return x
 
 
-def _matmul_into(a, b, out):
-    """out[...] = a @ b, with BLAS on one thread per piece (threads.py); returns out."""
+def _matmul_into(a, b, out, bias=None):
+    """out[...] = a @ b (+ bias (N,), added to each row), with BLAS on one thread per piece
+    (threads.py); returns out."""
     lead = out.shape[:-2]
     out4 = _stack4(out, lead)
     if not (threads.PARALLEL and a.dtype == out.dtype and b.dtype == out.dtype
             and out.dtype.char in "fd" and out.size and a.shape[-1]
+            and (bias is None or bias.dtype == out.dtype)
             and out.strides[-1] == out.itemsize and np.may_share_memory(out4, out)):
         previous = threads.hold_blas()
         try:
             with np.errstate(over="ignore", invalid="ignore"):
-                return np.matmul(a, b, out=out)
+                np.matmul(a, b, out=out)
         finally:
             threads.release_blas(previous)
+        if bias is not None:
+            out += bias  # mixed dtypes, or nothing to multiply: NumPy's rules
+        return out
     a4, b4 = _as_blas_stack(a, lead), _as_blas_stack(b, lead)
     if out.size * a.shape[-1] < _MIN_SPLIT_MACS:
         parts, axis = 1, 0
@@ -257,44 +276,11 @@ def _matmul_into(a, b, out):
         axis = 0 if out4.shape[0] >= parts else 1 if out4.shape[1] >= parts else 2
     previous = threads.hold_blas()
     try:
-        _gemm_pieces(out.dtype)(parts, axis, a4, b4, out4)
+        _gemm_pieces(out.dtype)(parts, axis, a4, b4,
+                                _NO_BIAS[out.dtype] if bias is None else bias, out4)
     finally:
         threads.release_blas(previous)
     return out
-
-
-def empty(shape, dtype):
-    """A new uninitialised array; a large one reuses a free buffer (a fresh one would map
-    new pages, which fault in one by one)."""
-    return buffers.empty(shape, dtype)
-
-
-def _dense_parallel(parts, a, b, bias, out):
-    # out = a @ b + bias, in one piece of rows per thread: each adds the bias to its rows
-    # right after its product, while they are still in its cache
-    for p in prange(parts):
-        lo, hi = _piece(out.shape[0], p, parts)
-        _gemm_one(a[lo:hi], b, out[lo:hi])
-        for r in range(lo, hi):
-            for c in range(out.shape[1]):
-                out[r, c] += bias[c]
-
-
-_dense_compiled = {}
-
-
-def _dense_pieces(dtype):
-    """_dense_parallel for one dtype, compiled on first use for operands of any strides (as
-    _gemm_pieces, for the same reasons)."""
-    if dtype.char not in _dense_compiled:
-        dt = types.float32 if dtype.char == "f" else types.float64
-        matrix = types.Array(dt, 2, "A", readonly=True)
-        sig = types.void(types.int64, matrix, matrix, types.Array(dt, 1, "A", readonly=True),
-                         types.Array(dt, 2, "A"))
-        kernel = njit([sig], parallel=True, nogil=True, cache=True, fastmath=_FM,
-                      error_model="numpy")(_dense_parallel)
-        _dense_compiled[dtype.char] = kernel
-    return _dense_compiled[dtype.char]
 
 
 def dense(x, weight, bias):
@@ -308,22 +294,14 @@ def dense(x, weight, bias):
     wt = weight.T
     if bias is None:
         return matmul(x, wt)
-    bias = np.asarray(bias)
-    dt = x.dtype
-    if not (threads.PARALLEL and x.ndim == 2 and wt.dtype == dt and bias.dtype == dt
-            and dt.char in "fd" and x.shape[0] and x.shape[1]):
-        out = matmul(x, wt)
-        out += bias  # mixed dtypes, or nothing to multiply: NumPy's rules
-        return out
-    out = buffers.empty((x.shape[0], wt.shape[1]), dt)
-    parts = 1 if out.size * x.shape[1] < _MIN_SPLIT_MACS else get_num_threads()
-    a, b = _as_blas_stack(x, ())[0, 0], _as_blas_stack(wt, ())[0, 0]
-    previous = threads.hold_blas()
-    try:
-        _dense_pieces(dt)(parts, a, b, bias, out)
-    finally:
-        threads.release_blas(previous)
-    return out
+    out = buffers.empty((x.shape[0], wt.shape[1]), np.result_type(x, wt))
+    return _matmul_into(x, wt, out, np.asarray(bias))
+
+
+def empty(shape, dtype):
+    """A new uninitialised array; a large one reuses a free buffer (a fresh one would map
+    new pages, which fault in one by one)."""
+    return buffers.empty(shape, dtype)
 
 
 def bias_grad(grad):
@@ -740,69 +718,71 @@ def _head_scores(q, kt, step, p):
 
 
 @_kernel
-def _qkv_attention(qkv, mask, heads_per_mask, has_mask, is_causal, scale, y, lse, lo, hi):
-    # heads lo:hi of the B * nh: qkv (B, T, 3, nh, hs) -> y (B, T, nh, hs), lse (B, nh, T)
-    T, nh, hs = qkv.shape[1], qkv.shape[3], qkv.shape[4]
+def _qkv_head(qkv, mask, heads_per_mask, has_mask, is_causal, scale, lse, y, bh, kt, p):
+    # head bh of the B * nh: qkv (B, T, 3, nh, hs) -> y (B, T, nh, hs), lse (B, nh, T)
+    T, nh = qkv.shape[1], qkv.shape[3]
+    b, h = bh // nh, bh % nh
     step = _HEAD_BLOCK if is_causal else T
-    kt = np.empty((hs, T), qkv.dtype)  # k^T contiguous: BLAS takes small heads faster so
-    p = np.empty((T, T), qkv.dtype)  # the head's scores, then its probabilities
-    for bh in range(lo, hi):
-        b, h = bh // nh, bh % nh
-        v, o = qkv[b, :, 2, h], y[b, :, h]  # (T, hs)
-        _transpose_into(qkv[b, :, 1, h], kt)
-        _head_scores(qkv[b, :, 0, h], kt, step, p)
-        _head_softmax(p, mask, bh, heads_per_mask, has_mask, is_causal, scale, lse[b, h])
-        for r0 in range(0, T, step):
-            r1 = min(r0 + step, T)
-            _gemm_one(p[r0:r1, :r1], v[:r1], o[r0:r1])
-
-
-@_parallel
-def _qkv_attention_parallel(parts, qkv, mask, heads_per_mask, has_mask, is_causal, scale, y,
-                            lse, lo, hi):
-    for p in prange(parts):
-        a, b = _piece(hi - lo, p, parts)
-        _qkv_attention(qkv, mask, heads_per_mask, has_mask, is_causal, scale, y, lse,
-                       lo + a, lo + b)
+    v, o = qkv[b, :, 2, h], y[b, :, h]  # (T, hs)
+    _transpose_into(qkv[b, :, 1, h], kt)
+    _head_scores(qkv[b, :, 0, h], kt, step, p)
+    _head_softmax(p, mask, bh, heads_per_mask, has_mask, is_causal, scale, lse[b, h])
+    for r0 in range(0, T, step):
+        r1 = min(r0 + step, T)
+        _gemm_one(p[r0:r1, :r1], v[:r1], o[r0:r1])
 
 
 @_kernel
-def _qkv_attention_backward(qkv, lse, mask, heads_per_mask, has_mask, is_causal, scale, dy,
-                            dqkv, lo, hi):
-    # heads lo:hi: dL/dy (B, T, nh, hs) -> dL/dqkv (B, T, 3, nh, hs); each head's
-    # probabilities made again from its scores and forward's lse
-    T, nh, hs = qkv.shape[1], qkv.shape[3], qkv.shape[4]
+def _qkv_head_backward(qkv, mask, heads_per_mask, has_mask, is_causal, scale, lse, dy, dqkv,
+                       bh, kt, vt, p, ds):
+    # head bh: dL/dy (B, T, nh, hs) -> dL/dqkv (B, T, 3, nh, hs); the head's probabilities
+    # made again from its scores and forward's lse
+    T, nh = qkv.shape[1], qkv.shape[3]
+    b, h = bh // nh, bh % nh
     step = _HEAD_BLOCK if is_causal else T
-    kt, vt = np.empty((hs, T), qkv.dtype), np.empty((hs, T), qkv.dtype)
-    p = np.empty((T, T), qkv.dtype)
-    ds = np.empty((T, T), qkv.dtype)  # the head's dL/dprobs, then dL/dscores in place
+    q, k, g = qkv[b, :, 0, h], qkv[b, :, 1, h], dy[b, :, h]
+    dq, dk, dv = dqkv[b, :, 0, h], dqkv[b, :, 1, h], dqkv[b, :, 2, h]
+    _transpose_into(k, kt)
+    _transpose_into(qkv[b, :, 2, h], vt)
+    _head_scores(q, kt, step, p)
+    _head_probs(p, mask, bh, heads_per_mask, has_mask, is_causal, scale, lse[b, h])
+    for r0 in range(0, T, step):
+        r1 = min(r0 + step, T)
+        _gemm_one(p[r0:, r0:r1].T, g[r0:], dv[r0:r1])  # keys r0:r1, seen from row r0 on
+        _gemm_one(g[r0:r1], vt[:, :r1], ds[r0:r1, :r1])  # dL/dprobs
+    for i in range(T):  # dL/dscores, in place
+        _softmax_backward_row(p[i], ds[i], i + 1 if is_causal else T, scale)
+    for r0 in range(0, T, step):
+        r1 = min(r0 + step, T)
+        _gemm_one(ds[r0:r1, :r1], k[:r1], dq[r0:r1])
+        _gemm_one(ds[r0:, r0:r1].T, q[r0:], dk[r0:r1])
+
+
+# Inlined into its parallel twin, so that a first run compiles the loop once (each compiled
+# kernel costs 0.3-1.2 s on a first run; these two directions share one twin for that too).
+@njit(inline="always", nogil=True, cache=True, fastmath=_FM, error_model="numpy")
+def _qkv_heads(backward, qkv, mask, heads_per_mask, has_mask, is_causal, scale, lse, y, dqkv,
+               lo, hi):
+    # heads lo:hi: forward (y and lse from qkv) or backward (dqkv from y = dL/dy and lse)
+    T, hs = qkv.shape[1], qkv.shape[4]
+    kt, vt = np.empty((hs, T), qkv.dtype), np.empty((hs, T), qkv.dtype)  # k^T, v^T: BLAS
+    p = np.empty((T, T), qkv.dtype)  # takes small heads faster with them contiguous
+    ds = np.empty((T, T) if backward else (0, 0), qkv.dtype)
     for bh in range(lo, hi):
-        b, h = bh // nh, bh % nh
-        q, k, g = qkv[b, :, 0, h], qkv[b, :, 1, h], dy[b, :, h]
-        dq, dk, dv = dqkv[b, :, 0, h], dqkv[b, :, 1, h], dqkv[b, :, 2, h]
-        _transpose_into(k, kt)
-        _transpose_into(qkv[b, :, 2, h], vt)
-        _head_scores(q, kt, step, p)
-        _head_probs(p, mask, bh, heads_per_mask, has_mask, is_causal, scale, lse[b, h])
-        for r0 in range(0, T, step):
-            r1 = min(r0 + step, T)
-            _gemm_one(p[r0:, r0:r1].T, g[r0:], dv[r0:r1])  # keys r0:r1, seen from row r0 on
-            _gemm_one(g[r0:r1], vt[:, :r1], ds[r0:r1, :r1])
-        for i in range(T):
-            _softmax_backward_row(p[i], ds[i], i + 1 if is_causal else T, scale)
-        for r0 in range(0, T, step):
-            r1 = min(r0 + step, T)
-            _gemm_one(ds[r0:r1, :r1], k[:r1], dq[r0:r1])
-            _gemm_one(ds[r0:, r0:r1].T, q[r0:], dk[r0:r1])
+        if backward:
+            _qkv_head_backward(qkv, mask, heads_per_mask, has_mask, is_causal, scale, lse, y,
+                               dqkv, bh, kt, vt, p, ds)
+        else:
+            _qkv_head(qkv, mask, heads_per_mask, has_mask, is_causal, scale, lse, y, bh, kt, p)
 
 
 @_parallel
-def _qkv_attention_backward_parallel(parts, qkv, lse, mask, heads_per_mask, has_mask,
-                                     is_causal, scale, dy, dqkv, lo, hi):
+def _qkv_heads_parallel(parts, backward, qkv, mask, heads_per_mask, has_mask, is_causal, scale,
+                        lse, y, dqkv, lo, hi):
     for p in prange(parts):
         a, b = _piece(hi - lo, p, parts)
-        _qkv_attention_backward(qkv, lse, mask, heads_per_mask, has_mask, is_causal, scale, dy,
-                                dqkv, lo + a, lo + b)
+        _qkv_heads(backward, qkv, mask, heads_per_mask, has_mask, is_causal, scale, lse, y,
+                   dqkv, lo + a, lo + b)
 
 
 def _mask_args(mask, dt, B, n_head, T):
@@ -825,10 +805,11 @@ def qkv_attention_forward(qkv, n_head, mask, is_causal):
     y = buffers.empty((B, T, n_head, C // n_head), dt)
     lse = np.empty((B, n_head, T), dt)
     scale = dt.type(1.0 / math.sqrt(C // n_head))
-    args = (*_mask_args(mask, dt, B, n_head, T), bool(is_causal), scale, y, lse)
+    args = (*_mask_args(mask, dt, B, n_head, T), bool(is_causal), scale, lse, y,
+            np.empty((0,) * 5, dt))  # (no dqkv)
     with threads.blas_on_one_thread():
         _split(B * n_head * T * T, B * n_head,
-               lambda lo, hi: (_qkv_attention, qkv5, *args, lo, hi))
+               lambda lo, hi: (_qkv_heads, False, qkv5, *args, lo, hi))
     return y.reshape(B, T, C), lse
 
 
@@ -845,11 +826,11 @@ def qkv_attention_backward(qkv, lse, grad_out, n_head, mask, is_causal=False):
     qkv5 = _c(qkv).reshape(B, T, 3, n_head, hs)
     dy = _c(np.asarray(grad_out, dtype=dt)).reshape(B, T, n_head, hs)
     dqkv = buffers.empty((B, T, 3, n_head, hs), dt)
-    args = (_c(np.asarray(lse, dtype=dt)), *_mask_args(mask, dt, B, n_head, T),
-            bool(is_causal), dt.type(1.0 / math.sqrt(hs)), dy, dqkv)
+    args = (*_mask_args(mask, dt, B, n_head, T), bool(is_causal), dt.type(1.0 / math.sqrt(hs)),
+            _c(np.asarray(lse, dtype=dt)), dy, dqkv)
     with threads.blas_on_one_thread():
         _split(B * n_head * T * T, B * n_head,
-               lambda lo, hi: (_qkv_attention_backward, qkv5, *args, lo, hi))
+               lambda lo, hi: (_qkv_heads, True, qkv5, *args, lo, hi))
     return dqkv.reshape(B, T, 3 * C)
 
 
@@ -1221,8 +1202,7 @@ def adamw_step(params, grads, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps, weig
 _PARALLEL_TWIN = {
     _attn_softmax: _attn_softmax_parallel,
     _attn_softmax_backward: _attn_softmax_backward_parallel,
-    _qkv_attention: _qkv_attention_parallel,
-    _qkv_attention_backward: _qkv_attention_backward_parallel,
+    _qkv_heads: _qkv_heads_parallel,
     _gelu_erf_f32: _gelu_erf_f32_parallel,
     _gelu_tanh_f32: _gelu_tanh_f32_parallel,
     _gelu_erf_bwd_f32: _gelu_erf_bwd_f32_parallel,
