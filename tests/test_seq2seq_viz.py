@@ -85,6 +85,9 @@ def test_explain_tells_the_attention_kinds_apart():
     assert "MultiHeadAttention (self" in texts["self"] and "c_attn" in texts["self"]
     assert "positions <= t" in texts["causal"]
     assert "kv_proj" in texts["cross"] and "dcontext = dK W_k + dV W_v" in texts["cross"]
+    # the node each kind's graph holds outside study mode
+    assert "one SelfAttention node" in texts["self"] and "one SelfAttention" in texts["causal"]
+    assert "one ScaledDotProductAttention node" in texts["cross"]
 
 
 @pytest.fixture(scope="module")

@@ -61,10 +61,11 @@ _ATTENTION_KINDS = {
 def _explain_attention(module):
     what, grad = _ATTENTION_KINDS[module.kind]
     nh, C = module.num_heads, module.embed_dim
+    op = "ScaledDotProductAttention" if module.cross else "SelfAttention"
     return "\n".join([f"MultiHeadAttention ({module.kind}, {nh} heads of {C // nh}): {what}",
                       f"  backward: {grad}",
-                      "  inside:   one ScaledDotProductAttention node (explain("
-                      "'ScaledDotProductAttention')), between the projections."])
+                      f"  inside:   one {op} node (explain('{op}')), between the projections "
+                      "(in study mode, each step its own node)."])
 
 
 def explanation_of(cls):
