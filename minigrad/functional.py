@@ -164,6 +164,19 @@ def cross_entropy_composite(logits, targets, ignore_index=-100, reduction="mean"
     return losses.sum() / builtins.max(int(valid.sum()), 1)
 
 
+def _attention_mask(op, attn_mask, dtype, scores_shape):
+    """attn_mask (a Tensor, an array or None) as an ndarray: bool kept, a float one in dtype;
+    a ValueError naming `op` unless it broadcasts to the scores' shape."""
+    mask = attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.dtype != bool:
+        mask = mask.astype(dtype, copy=False)
+    broadcast_shapes(op, mask.shape, scores_shape)
+    return mask
+
+
 def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, dropout_p=0.0):
     """softmax(q k^T / sqrt(d) + mask) v, with q (..., T, d), k and v (..., S, d).
 
@@ -173,13 +186,8 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, dropo
     if k.shape[-1] != q.shape[-1] or k.shape[-2] != v.shape[-2]:
         raise ValueError(f"scaled_dot_product_attention: q {q.shape}, k {k.shape} and "
                          f"v {v.shape} do not fit (..., T, d), (..., S, d), (..., S, dv)")
-    mask = attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask
-    if mask is not None:
-        mask = np.asarray(mask)
-        if mask.dtype != bool:
-            mask = mask.astype(q.dtype, copy=False)
-        broadcast_shapes("scaled_dot_product_attention", mask.shape,
-                         q.shape[:-1] + (k.shape[-2],))
+    mask = _attention_mask("scaled_dot_product_attention", attn_mask, q.dtype,
+                           q.shape[:-1] + (k.shape[-2],))
     if is_study_mode() or dropout_p > 0.0:
         return attention_composite(q, k, v, mask, is_causal, dropout_p)
     lead = broadcast_shapes("scaled_dot_product_attention", q.shape[:-2], k.shape[:-2],
@@ -231,12 +239,7 @@ def self_attention(qkv, n_head, attn_mask=None, is_causal=False, dropout_p=0.0):
         raise ValueError(f"self_attention: qkv of shape {qkv.shape} is not (B, T, 3C) with "
                          f"C divisible by n_head={n_head}")
     B, T = qkv.shape[:2]
-    mask = attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask
-    if mask is not None:
-        mask = np.asarray(mask)
-        if mask.dtype != bool:
-            mask = mask.astype(qkv.dtype, copy=False)
-        broadcast_shapes("self_attention", mask.shape, (B, n_head, T, T))
+    mask = _attention_mask("self_attention", attn_mask, qkv.dtype, (B, n_head, T, T))
     if is_study_mode() or dropout_p > 0.0:
         return self_attention_composite(qkv, n_head, mask, is_causal, dropout_p)
     return SelfAttention.apply(qkv, n_head, mask, is_causal)
